@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# demo/run.sh — `make demo`: build, private install, a throwaway cluster with
+# aura preloaded, a demo database, and the demo scripts demo/NN_*.sql in order.
+# KEEP=1 leaves the cluster running and prints how to reach and stop it.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+. test/lib.sh
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "building aura (strict warnings) and installing it privately"
+aura_build || exit 1
+
+DEMO_DIR=$PWD/tmp_check/demo
+rm -rf "$DEMO_DIR" && mkdir -p "$DEMO_DIR"
+PORT=$(free_port)
+export PGHOST=$DEMO_DIR PGPORT=$PORT PGDATABASE=aura_demo
+
+step "starting a throwaway cluster (port $PORT, aura in shared_preload_libraries)"
+"$PG_BIN/initdb" -D "$DEMO_DIR/data" -A trust -U postgres --no-sync >"$DEMO_DIR/initdb.log" 2>&1 || {
+    cat "$DEMO_DIR/initdb.log"; exit 1; }
+cat >>"$DEMO_DIR/data/postgresql.conf" <<CONF
+listen_addresses = ''
+unix_socket_directories = '$DEMO_DIR'
+port = $PORT
+shared_preload_libraries = 'aura'
+aura.database = 'aura_demo'
+CONF
+"$PG_BIN/pg_ctl" -D "$DEMO_DIR/data" -l "$DEMO_DIR/server.log" -w start >/dev/null || {
+    tail -20 "$DEMO_DIR/server.log"; exit 1; }
+stop_cluster() { "$PG_BIN/pg_ctl" -D "$DEMO_DIR/data" -m fast -w stop >/dev/null 2>&1; }
+[ -n "${KEEP:-}" ] || trap stop_cluster EXIT
+
+"$PG_BIN/createdb" -U postgres aura_demo || exit 1
+
+rc=0
+for f in demo/[0-9]*.sql; do
+    step "$(sed -n '1s/^-- *//p' "$f")"
+    "$PG_BIN/psql" -U postgres -X -q -v ON_ERROR_STOP=1 -P pager=off -f "$f" || { rc=1; break; }
+done
+
+if [ -n "${KEEP:-}" ]; then
+    step "the cluster keeps running"
+    echo "explore:  sudo -u postgres $PG_BIN/psql -h $DEMO_DIR -p $PORT -U postgres aura_demo"
+    echo "stop:     sudo -u postgres $PG_BIN/pg_ctl -D $DEMO_DIR/data stop"
+else
+    step "done; the throwaway cluster is stopped (make demo KEEP=1 keeps it running)"
+fi
+exit $rc
