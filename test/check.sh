@@ -61,7 +61,9 @@ fi
 echo "== TAP"
 tap_files=${PROVE_TESTS:-$(ls test/t/*.pl 2>/dev/null | sort | tr '\n' ' ')}
 if [ -n "$tap_files" ]; then
-    TESTDIR=$PWD/tmp_check PG_REGRESS="$PGXS_DIR/src/test/regress/pg_regress" \
+    # one port-lock directory for every concurrent test run on this machine
+    mkdir -p /tmp/aura_portlock 2>/dev/null
+    PG_TEST_PORT_DIR=/tmp/aura_portlock TESTDIR=$PWD/tmp_check PG_REGRESS="$PGXS_DIR/src/test/regress/pg_regress" \
     AURA_TOP=$PWD PGXS_DIR="$PGXS_DIR" \
         prove -I "$PGXS_DIR/src/test/perl" -I test -v $tap_files > tmp_check/tap.log 2>&1
     grep -E '^(ok|not ok) |^# (Failed|Looks)|^t/|^test/t/|^Result|Dubious|^Files=' tmp_check/tap.log
