@@ -20,5 +20,7 @@ extern char *aura_database;
 
 /* module initialisers, each defines its own GUCs; called from _PG_init */
 extern void ContextInit(void);
+extern void ApiKeysInit(void);
+extern void AuditInit(void);
 
 #endif							/* AURA_H */
