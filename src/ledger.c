@@ -142,6 +142,12 @@ LedgerCheckTenant(int64 restaurant_id)
 		return;
 	if (AuraCurrentRestaurant(&ctx) && ctx == restaurant_id)
 		return;
+	if (restaurant_id == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("no restaurant in the context of this session"),
+				 errdetail("Only aura_admin acts on every restaurant."),
+				 errhint("Call aura.set_context(restaurant_id) first.")));
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("restaurant " INT64_FORMAT " is not in the context of this session", restaurant_id),
@@ -1004,6 +1010,9 @@ PG_FUNCTION_INFO_V1(aura_transfer_points);
 PG_FUNCTION_INFO_V1(aura_ledger_append_only);
 PG_FUNCTION_INFO_V1(aura_ledger_check_tenant);
 PG_FUNCTION_INFO_V1(aura_ledger_allow_negative);
+PG_FUNCTION_INFO_V1(aura_expire_points);
+PG_FUNCTION_INFO_V1(aura_post_points);
+PG_FUNCTION_INFO_V1(aura_ledger_birthday_points);
 
 /* aura.earn_points(restaurant_id, customer_id, points, reference, idempotency_key, reason) */
 Datum
@@ -1126,11 +1135,198 @@ aura_ledger_append_only(PG_FUNCTION_ARGS)
 	return PointerGetDatum(NULL);
 }
 
+/*
+ * ExpireAccount
+ *		Lock one account and post an expire row per lot of it that expired
+ *		by as_of; returns the number of lots expired.  Lots already at zero
+ *		(an earlier run) are not seen again, so re-running changes nothing.
+ */
+static int64
+ExpireAccount(int64 restaurant_id, int64 customer_id, TimestampTz as_of)
+{
+	static SPIPlanPtr plan_expired;
+	static const Oid types[3] = {INT8OID, INT8OID, TIMESTAMPTZOID};
+	static const Oid utypes[3] = {INT8OID, INT8OID, INT8OID};
+	Account		acc;
+	Datum		values[3];
+	SPITupleTable *tt;
+	uint64		n,
+				i;
+	int			rc;
+
+	if (!LockAccount(&acc, restaurant_id, customer_id, false))
+		return 0;
+	LedgerPlan(&plan_expired,
+			   "SELECT id, remaining FROM aura.points_lots WHERE restaurant_id = $1 AND customer_id = $2 "
+			   "AND remaining > 0 AND expires_at <= $3 ORDER BY expires_at, id", 3, types);
+	values[0] = Int64GetDatum(restaurant_id);
+	values[1] = Int64GetDatum(customer_id);
+	values[2] = TimestampTzGetDatum(as_of);
+	rc = SPI_execute_plan(plan_expired, values, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "aura: expired lot scan failed");
+	tt = SPI_tuptable;
+	n = SPI_processed;
+	for (i = 0; i < n; i++)
+	{
+		LedgerPosting p;
+		bool		isnull;
+		int64		lot = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
+		int64		remaining = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull));
+
+		memset(&p, 0, sizeof(p));
+		p.restaurant_id = restaurant_id;
+		p.customer_id = customer_id;
+		p.kind = LK_EXPIRE;
+		p.source = "system";
+		p.reference = psprintf("lot:" INT64_FORMAT, lot);
+		(void) InsertTransaction(&p, &acc, -remaining, acc.balance, false, 0, false, 0);
+		acc.balance -= remaining;
+		LedgerPlan(&plan_lot_update,
+				   "UPDATE aura.points_lots SET remaining = remaining - $3 "
+				   "WHERE restaurant_id = $1 AND id = $2", 3, utypes);
+		values[0] = Int64GetDatum(restaurant_id);
+		values[1] = Int64GetDatum(lot);
+		values[2] = Int64GetDatum(remaining);
+		rc = SPI_execute_plan(plan_lot_update, values, NULL, false, 0);
+		if (rc != SPI_OK_UPDATE || SPI_processed != 1)
+			elog(ERROR, "aura: lot update failed");
+	}
+	if (n > 0)
+	{
+		if (acc.pending > 0)
+			acc.pending = PendingOf(&acc);
+		UpdateAccount(&acc);
+	}
+	return (int64) n;
+}
+
+/*
+ * aura.expire_points(as_of timestamptz, batch int) → bigint
+ *		Expire up to batch lots whose expiry is due by as_of, one expire
+ *		row per lot remainder; returns how many were expired (call again
+ *		until 0).  Accounts are locked in (restaurant, customer) order.
+ *		Scope: the restaurant in context, or every restaurant for aura_admin
+ *		without context.
+ */
+Datum
+aura_expire_points(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan_due;
+	static const Oid types[3] = {TIMESTAMPTZOID, INT8OID, INT4OID};
+	TimestampTz as_of = PG_ARGISNULL(0) ? GetCurrentTransactionStartTimestamp() : PG_GETARG_TIMESTAMPTZ(0);
+	int32		batch = PG_ARGISNULL(1) ? 10000 : PG_GETARG_INT32(1);
+	int64		ctx;
+	int64		total = 0;
+	Datum		values[3];
+	uint64		n,
+				i;
+	int64	   *rs,
+			   *cs;
+	int			rc;
+
+	if (batch < 1 || batch > 1000000)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("batch must be between 1 and 1000000"),
+				 errdetail("batch is %d.", batch)));
+	if (AuraCurrentRestaurant(&ctx))
+		LedgerCheckTenant(ctx);
+	else
+	{
+		ctx = 0;
+		LedgerCheckTenant(0);	/* without context only an administrator passes */
+	}
+
+	SPI_connect();
+	LedgerPlan(&plan_due,
+			   "SELECT restaurant_id, customer_id, count(*) FROM ("
+			   " SELECT restaurant_id, customer_id FROM aura.points_lots "
+			   " WHERE remaining > 0 AND expires_at <= $1 AND ($2 = 0 OR restaurant_id = $2) "
+			   " ORDER BY expires_at LIMIT $3) d "
+			   "GROUP BY 1, 2 ORDER BY 1, 2", 3, types);
+	values[0] = TimestampTzGetDatum(as_of);
+	values[1] = Int64GetDatum(ctx);
+	values[2] = Int32GetDatum(batch);
+	rc = SPI_execute_plan(plan_due, values, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "aura: due lot scan failed");
+	n = SPI_processed;
+	rs = palloc(sizeof(int64) * (n + 1));
+	cs = palloc(sizeof(int64) * (n + 1));
+	for (i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		rs[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		cs[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+	}
+	for (i = 0; i < n; i++)
+		total += ExpireAccount(rs[i], cs[i], as_of);
+	SPI_finish();
+	PG_RETURN_INT64(total);
+}
+
+/*
+ * aura._post_points(restaurant_id, customer_id, kind, points, source,
+ *					 reference, idempotency_key, reason) → bigint
+ *		Internal door to the posting engine for aura's own SQL functions
+ *		(migration imports, birthday bonuses); not granted to anyone.
+ */
+Datum
+aura_post_points(PG_FUNCTION_ARGS)
+{
+	LedgerPosting p;
+	char	   *kind;
+	char	   *source;
+	int64		txid;
+
+	memset(&p, 0, sizeof(p));
+	p.restaurant_id = ArgId(fcinfo, 0, "restaurant_id");
+	p.customer_id = ArgId(fcinfo, 1, "customer_id");
+	if (PG_ARGISNULL(2) || PG_ARGISNULL(4))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("kind and source must not be NULL")));
+	kind = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	if (strcmp(kind, "migration") == 0)
+		p.kind = LK_MIGRATION;
+	else if (strcmp(kind, "bonus") == 0)
+		p.kind = LK_BONUS;
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("aura._post_points posts migration or bonus rows, not \"%s\"", kind)));
+	p.points = ArgPoints(fcinfo, 3, false);
+	source = text_to_cstring(PG_GETARG_TEXT_PP(4));
+	p.source = source;
+	p.reference = ArgText(fcinfo, 5, "reference", TEXT_MAX);
+	p.idempotency_key = ArgText(fcinfo, 6, "idempotency_key", KEY_MAX);
+	p.reason = ArgText(fcinfo, 7, "reason", REASON_MAX);
+	p.create_account = true;
+	LedgerCheckTenant(p.restaurant_id);
+	SPI_connect();
+	txid = LedgerPost(&p, NULL);
+	SPI_finish();
+	PG_RETURN_INT64(txid);
+}
+
+/* aura._ledger_birthday_points(restaurant_id): loyalty.birthday_points */
+Datum
+aura_ledger_birthday_points(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT64(LedgerConfigGet(ArgId(fcinfo, 0, "restaurant_id"))->birthday_points);
+}
+
 /* aura._ledger_check_tenant(restaurant_id) for SQL-language functions */
 Datum
 aura_ledger_check_tenant(PG_FUNCTION_ARGS)
 {
-	LedgerCheckTenant(ArgId(fcinfo, 0, "restaurant_id"));
+	/* 0: every restaurant, which only an administrator may touch */
+	if (!PG_ARGISNULL(0) && PG_GETARG_INT64(0) == 0)
+		LedgerCheckTenant(0);
+	else
+		LedgerCheckTenant(ArgId(fcinfo, 0, "restaurant_id"));
 	PG_RETURN_VOID();
 }
 

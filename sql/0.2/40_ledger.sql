@@ -427,3 +427,232 @@ COMMENT ON FUNCTION aura.refund_order_points(bigint, text, numeric, numeric, tex
 GRANT EXECUTE ON FUNCTION aura.attach_orders(regclass, name, name, name, name, name, text[], text[]),
     aura.detach_orders(regclass) TO aura_admin;
 GRANT EXECUTE ON FUNCTION aura.refund_order_points(bigint, text, numeric, numeric, text) TO aura_staff;
+
+------------------------------------------------------------------------------
+-- Expiration, customer view, history, migration, birthdays
+------------------------------------------------------------------------------
+CREATE FUNCTION aura.expire_points(as_of timestamptz DEFAULT now(), batch int DEFAULT 10000)
+    RETURNS bigint LANGUAGE c SECURITY DEFINER
+    SET search_path = pg_catalog, aura, pg_temp
+    AS 'MODULE_PATHNAME', 'aura_expire_points';
+COMMENT ON FUNCTION aura.expire_points(timestamptz, int) IS 'Posts an expire row for each lot due by as_of (at most batch lots per call); returns how many were expired. Re-running changes nothing.';
+
+CREATE FUNCTION aura._post_points(restaurant_id bigint, customer_id bigint, kind text, points bigint,
+                                  source text, reference text, idempotency_key text, reason text)
+    RETURNS bigint LANGUAGE c
+    AS 'MODULE_PATHNAME', 'aura_post_points';
+COMMENT ON FUNCTION aura._post_points(bigint, bigint, text, bigint, text, text, text, text) IS 'Internal: migration and bonus postings for aura''s own SQL functions.';
+
+CREATE FUNCTION aura._ledger_birthday_points(restaurant_id bigint) RETURNS bigint
+    LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'aura_ledger_birthday_points';
+
+CREATE FUNCTION aura.points_expiring(restaurant_id bigint, customer_id bigint,
+                                     within interval DEFAULT '30 days')
+    RETURNS TABLE (expires_at timestamptz, points bigint)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, aura, pg_temp
+    AS $$
+DECLARE
+    r bigint := restaurant_id;
+    c bigint := customer_id;
+BEGIN
+    IF r IS NULL OR c IS NULL OR within IS NULL THEN
+        RAISE EXCEPTION 'restaurant_id, customer_id and within must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF within < interval '0' THEN
+        RAISE EXCEPTION 'within must not be negative' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('within is %s.', within);
+    END IF;
+    PERFORM aura._ledger_check_tenant(r);
+    RETURN QUERY
+    SELECT l.expires_at, sum(l.remaining)::bigint
+      FROM aura.points_lots l
+     WHERE l.restaurant_id = r AND l.customer_id = c AND l.remaining > 0
+       AND l.expires_at IS NOT NULL AND l.expires_at <= now() + within
+     GROUP BY l.expires_at ORDER BY l.expires_at;
+END
+$$;
+COMMENT ON FUNCTION aura.points_expiring(bigint, bigint, interval) IS 'Points of a customer that expire within the interval, per expiry time.';
+
+CREATE FUNCTION aura.customer_loyalty(restaurant_id bigint, customer_id bigint) RETURNS jsonb
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, aura, pg_temp
+    AS $$
+DECLARE
+    r bigint := restaurant_id;
+    c bigint := customer_id;
+    a aura.loyalty_accounts;
+    pend bigint;
+    expiring bigint;
+    nxt aura.loyalty_tiers;
+    mult numeric;
+BEGIN
+    IF r IS NULL OR c IS NULL THEN
+        RAISE EXCEPTION 'restaurant_id and customer_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    PERFORM aura._ledger_check_tenant(r);
+    SELECT * INTO a FROM aura.loyalty_accounts x WHERE x.restaurant_id = r AND x.customer_id = c;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'customer % has no loyalty account in restaurant %', c, r USING ERRCODE = 'no_data_found';
+    END IF;
+    SELECT coalesce(sum(remaining), 0) INTO pend FROM aura.points_lots l
+     WHERE l.restaurant_id = r AND l.customer_id = c AND l.remaining > 0 AND l.available_at > now();
+    SELECT coalesce(sum(remaining), 0) INTO expiring FROM aura.points_lots l
+     WHERE l.restaurant_id = r AND l.customer_id = c AND l.remaining > 0
+       AND l.expires_at <= now() + interval '30 days';
+    SELECT * INTO nxt FROM aura.loyalty_tiers t
+     WHERE t.restaurant_id = r AND t.min_points > a.lifetime_earned ORDER BY t.min_points LIMIT 1;
+    SELECT coalesce((t.benefits ->> 'earn_multiplier')::numeric, 1) INTO mult
+      FROM aura.loyalty_tiers t WHERE t.restaurant_id = r AND t.name = a.tier;
+    RETURN jsonb_build_object(
+        'restaurant_id', r, 'customer_id', c, 'status', a.status,
+        'balance', a.balance, 'pending', pend, 'available', a.balance - pend,
+        'tier', a.tier, 'tier_since', a.tier_since, 'earn_multiplier', coalesce(mult, 1),
+        'next_tier', CASE WHEN nxt.name IS NULL THEN NULL ELSE jsonb_build_object(
+            'name', nxt.name, 'min_points', nxt.min_points,
+            'points_needed', nxt.min_points - a.lifetime_earned,
+            'progress', round(a.lifetime_earned::numeric / nullif(nxt.min_points, 0), 4)) END,
+        'expiring_30_days', expiring,
+        'lifetime', jsonb_build_object('earned', a.lifetime_earned, 'spent', a.lifetime_spent,
+                                       'spend_amount', a.lifetime_spend_amount, 'orders', a.order_count),
+        'enrolled_at', a.enrolled_at, 'birthday', a.birthday);
+END
+$$;
+COMMENT ON FUNCTION aura.customer_loyalty(bigint, bigint) IS 'A customer''s loyalty at a glance: balance, pending, tier and progress to the next, points expiring in 30 days, lifetime figures.';
+
+CREATE FUNCTION aura.points_history(restaurant_id bigint, customer_id bigint, "limit" int DEFAULT 50,
+                                    before_id bigint DEFAULT NULL)
+    RETURNS TABLE (id bigint, created_at timestamptz, kind text, points bigint, balance_after bigint,
+                   source text, reference text, reason text, expires_at timestamptz)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, aura, pg_temp
+    AS $$
+DECLARE
+    r bigint := restaurant_id;
+    c bigint := customer_id;
+    n int := "limit";
+BEGIN
+    IF r IS NULL OR c IS NULL THEN
+        RAISE EXCEPTION 'restaurant_id and customer_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF n IS NULL OR n < 1 OR n > 1000 THEN
+        RAISE EXCEPTION 'limit must be between 1 and 1000' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('limit is %s.', coalesce(n::text, 'NULL'));
+    END IF;
+    PERFORM aura._ledger_check_tenant(r);
+    RETURN QUERY
+    SELECT t.id, t.created_at, t.kind, t.points, t.balance_after, t.source, t.reference, t.reason, t.expires_at
+      FROM aura.points_transactions t
+     WHERE t.restaurant_id = r AND t.customer_id = c AND (before_id IS NULL OR t.id < before_id)
+     ORDER BY t.id DESC LIMIT n;
+END
+$$;
+COMMENT ON FUNCTION aura.points_history(bigint, bigint, int, bigint) IS 'A customer''s ledger, newest first; pass the last id seen as before_id for the next page (keyset paging).';
+
+CREATE FUNCTION aura.import_points_balances(balances jsonb) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, aura, pg_temp
+    AS $$
+DECLARE
+    e jsonb;
+    i int := 0;
+    n bigint := 0;
+    r bigint;
+    c bigint;
+    p bigint;
+    ref text;
+    before_count bigint;
+BEGIN
+    IF balances IS NULL OR jsonb_typeof(balances) <> 'array' THEN
+        RAISE EXCEPTION 'balances must be a JSON array of objects'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = '[{"restaurant_id": 1, "customer_id": 42, "points": 1200, "source_ref": "legacy-42"}]';
+    END IF;
+    FOR e IN SELECT value FROM jsonb_array_elements(balances) LOOP
+        i := i + 1;
+        IF jsonb_typeof(e) <> 'object' OR jsonb_typeof(e -> 'restaurant_id') IS DISTINCT FROM 'number'
+           OR jsonb_typeof(e -> 'customer_id') IS DISTINCT FROM 'number'
+           OR jsonb_typeof(e -> 'points') IS DISTINCT FROM 'number'
+           OR (e ? 'source_ref' AND jsonb_typeof(e -> 'source_ref') <> 'string')
+           OR (e ? 'birthday' AND jsonb_typeof(e -> 'birthday') <> 'string') THEN
+            RAISE EXCEPTION 'element % of balances is not a valid balance', i
+                USING ERRCODE = 'invalid_parameter_value', DETAIL = left(e::text, 200),
+                      HINT = 'Each element needs numbers restaurant_id, customer_id, points; optional strings source_ref, birthday.';
+        END IF;
+        BEGIN
+            r := (e ->> 'restaurant_id')::bigint;
+            c := (e ->> 'customer_id')::bigint;
+            p := (e ->> 'points')::bigint;
+        EXCEPTION WHEN numeric_value_out_of_range OR invalid_text_representation THEN
+            RAISE EXCEPTION 'element % of balances has ids or points that are not bigint integers', i
+                USING ERRCODE = 'invalid_parameter_value', DETAIL = left(e::text, 200);
+        END;
+        ref := coalesce(e ->> 'source_ref', format('customer-%s', c));
+        IF p > 0 THEN
+            SELECT count(*) INTO before_count FROM aura.points_transactions t
+             WHERE t.restaurant_id = r AND t.idempotency_key = 'import:' || ref;
+            PERFORM aura._post_points(r, c, 'migration', p, 'import', ref, 'import:' || ref,
+                                      'opening balance from the legacy system');
+            n := n + CASE WHEN before_count = 0 THEN 1 ELSE 0 END;
+        ELSIF p < 0 THEN
+            RAISE EXCEPTION 'element % of balances has negative points', i
+                USING ERRCODE = 'invalid_parameter_value', DETAIL = left(e::text, 200);
+        END IF;
+        IF e ? 'birthday' THEN
+            UPDATE aura.loyalty_accounts x SET birthday = (e ->> 'birthday')::date
+             WHERE x.restaurant_id = r AND x.customer_id = c;
+        END IF;
+    END LOOP;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION aura.import_points_balances(jsonb) IS 'Opening balances from a legacy system as migration rows (idempotency key import:<source_ref>); re-importing the same rows posts nothing. Returns the number of rows posted.';
+
+CREATE FUNCTION aura.award_birthdays(as_of date DEFAULT current_date) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, aura, pg_temp
+    AS $$
+DECLARE
+    a record;
+    n bigint := 0;
+    pts bigint;
+    y int;
+    ctx bigint := aura.current_restaurant();
+BEGIN
+    IF as_of IS NULL THEN
+        RAISE EXCEPTION 'as_of must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    PERFORM aura._ledger_check_tenant(coalesce(ctx, 0));
+    y := extract(year FROM as_of)::int;
+    FOR a IN
+        SELECT x.restaurant_id, x.customer_id FROM aura.loyalty_accounts x
+         WHERE (ctx IS NULL OR x.restaurant_id = ctx) AND x.status = 'active' AND x.birthday IS NOT NULL
+           AND (x.last_birthday_year IS NULL OR x.last_birthday_year < y)
+           AND (to_char(x.birthday, 'MM-DD') = to_char(as_of, 'MM-DD')
+                -- 29 February birthdays are celebrated on 28 February in other years
+                OR (to_char(x.birthday, 'MM-DD') = '02-29' AND to_char(as_of, 'MM-DD') = '02-28'
+                    AND NOT (y % 4 = 0 AND (y % 100 <> 0 OR y % 400 = 0))))
+         ORDER BY x.restaurant_id, x.customer_id
+    LOOP
+        pts := aura._ledger_birthday_points(a.restaurant_id);
+        IF pts > 0 THEN
+            PERFORM aura._post_points(a.restaurant_id, a.customer_id, 'bonus', pts, 'campaign',
+                                      format('birthday-%s', y), format('birthday:%s:%s', a.customer_id, y),
+                                      'birthday');
+        END IF;
+        UPDATE aura.loyalty_accounts x SET last_birthday_year = y
+         WHERE x.restaurant_id = a.restaurant_id AND x.customer_id = a.customer_id;
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION aura.award_birthdays(date) IS 'Birthday bonus (loyalty.birthday_points) for customers whose birthday is as_of, once per customer and year; returns how many were awarded.';
+
+GRANT EXECUTE ON FUNCTION aura.expire_points(timestamptz, int), aura.review_tiers(timestamptz),
+    aura.award_birthdays(date) TO aura_manager;
+GRANT EXECUTE ON FUNCTION aura.points_expiring(bigint, bigint, interval),
+    aura.customer_loyalty(bigint, bigint), aura.points_history(bigint, bigint, int, bigint)
+    TO aura_staff, aura_reporting;
+GRANT EXECUTE ON FUNCTION aura.import_points_balances(jsonb) TO aura_admin;
