@@ -46,6 +46,7 @@ _PG_init(void)
 	SettingsInit();
 	ApiKeysInit();
 	AuditInit();
+	LedgerInit();
 
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("aura");

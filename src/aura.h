@@ -36,5 +36,6 @@ extern void CryptoInit(void);
 extern void SettingsInit(void);
 extern void ApiKeysInit(void);
 extern void AuditInit(void);
+extern void LedgerInit(void);
 
 #endif							/* AURA_H */
