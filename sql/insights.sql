@@ -341,3 +341,105 @@ SELECT aura.clear_context();
 SELECT aura._csv('plain'), aura._csv('a,b'), aura._csv('say "hi"'), aura._csv(E'two\nlines'), aura._csv(NULL);
 
 RESET ROLE;
+
+------------------------------------------------------------------------------
+-- Generation: built-in detectors over a registered orders table, custom
+-- detectors, failures and time limits
+------------------------------------------------------------------------------
+INSERT INTO aura.restaurants (id, name) VALUES (611, 'Insights Gen');
+INSERT INTO aura.locations (restaurant_id, id, name) VALUES (611, 6111, 'North'), (611, 6112, 'South');
+CREATE TABLE regress_ins_orders (id bigserial PRIMARY KEY, restaurant_id bigint, location_id bigint,
+                                 total numeric(10,2), created_at timestamptz, customer_id bigint);
+-- eight weeks of ten orders a day per location; the weekly level varies a little
+INSERT INTO regress_ins_orders (restaurant_id, location_id, total, created_at, customer_id)
+SELECT 611, loc, 20 + (('2026-03-01'::date - day::date) / 7) % 3,
+       day + interval '12 hours' + make_interval(mins => n), 1000 + n
+  FROM generate_series(1, 10) n, (VALUES (6111), (6112)) l(loc),
+       generate_series('2026-01-01'::date, '2026-02-28'::date, '1 day') day;
+-- the last day (Saturday 2026-02-28) North sold only two orders
+DELETE FROM regress_ins_orders WHERE location_id = 6111 AND created_at::date = '2026-02-28' AND customer_id > 1002;
+-- a regular who came every three days stopped on 2026-01-20
+INSERT INTO regress_ins_orders (restaurant_id, location_id, total, created_at, customer_id)
+SELECT 611, 6112, 35, d, 7 FROM generate_series('2025-12-01'::timestamptz, '2026-01-20', '3 days') d;
+-- the last week's orders are 40% bigger at South
+UPDATE regress_ins_orders SET total = total * 1.4 WHERE created_at >= '2026-02-22' AND location_id = 6112;
+
+SELECT aura.register_orders_source('regress_ins_orders', 'restaurant_id', 'location_id', 'total', 'created_at', 'customer_id');
+SELECT aura.register_orders_source('regress_ins_orders', 'restaurant_id', 'location_id', 'nope', 'created_at', NULL);
+SELECT aura.register_orders_source('regress_ins_orders', 'restaurant_id', 'location_id', 'created_at', 'total', NULL);
+SELECT aura.register_orders_source('regress_ins_orders', NULL, NULL, 'total', 'created_at', NULL);
+SELECT aura.register_orders_source('pg_class_oid_index', 'a', NULL, 'b', 'c', NULL);
+SELECT relation, restaurant_column, location_column, amount_column, created_at_column, customer_column
+  FROM aura.orders_sources;
+
+SELECT * FROM aura.generate_insights(611, '2026-03-01 06:00+00');
+SELECT title, severity, impact_score, estimated_value, generated_by, created_at,
+       metrics - 'customers' AS metrics, related_entity_type, related_entity_id
+  FROM aura.insights WHERE restaurant_id = 611 ORDER BY title;
+-- running again the same day: the repeats are deduplicated
+SELECT detector, ok, insights FROM aura.generate_insights(611, '2026-03-01 06:30+00');
+SELECT count(*) AS insights, sum(occurrence_count) AS occurrences FROM aura.insights WHERE restaurant_id = 611;
+
+-- custom detectors: one that raises, one that loops past its time limit,
+-- one that returns a malformed insight; the others go on
+CREATE FUNCTION regress_ins_bad(r bigint, a timestamptz, s jsonb)
+    RETURNS TABLE (domain text, type text, severity text, title text, details jsonb)
+    LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'boom'; END $$;
+CREATE FUNCTION regress_ins_slow(r bigint, a timestamptz, s jsonb)
+    RETURNS TABLE (domain text, type text, severity text, title text, details jsonb)
+    LANGUAGE plpgsql AS $$
+BEGIN
+    domain := 'sales'; type := 'trend'; severity := 'low'; title := 'slow one'; details := '{}';
+    RETURN NEXT;
+    LOOP PERFORM pg_sleep(0.05); END LOOP;
+END $$;
+CREATE FUNCTION regress_ins_malformed(r bigint, a timestamptz, s jsonb)
+    RETURNS TABLE (domain text, type text, severity text, title text, details jsonb)
+    LANGUAGE sql AS $$ VALUES ('sales', 'trend', 'low', 'fine', '{}'::jsonb),
+                              ('sales', 'trend', 'low', 'not fine', '{"impact_score": 500}'::jsonb) $$;
+CREATE FUNCTION regress_ins_custom(r bigint, a timestamptz, s jsonb)
+    RETURNS TABLE (domain text, type text, severity text, title text, details jsonb)
+    LANGUAGE sql AS $$ SELECT 'operations', 'optimization', 'info', s ->> 'title',
+                              jsonb_build_object('impact_score', 10) $$;
+CREATE FUNCTION regress_ins_wrong(r bigint) RETURNS integer LANGUAGE sql AS 'SELECT 1';
+CREATE FUNCTION regress_ins_wrong_cols(r bigint, a timestamptz, s jsonb)
+    RETURNS TABLE (domain text, kind text) LANGUAGE sql AS $$ SELECT 'a', 'b' $$;
+SELECT aura.register_detector('bad', 'regress_ins_bad(bigint, timestamptz, jsonb)');
+SELECT aura.register_detector('slow', 'regress_ins_slow(bigint, timestamptz, jsonb)', '1 hour', '{"timeout_ms": 300}');
+SELECT aura.register_detector('malformed', 'regress_ins_malformed(bigint, timestamptz, jsonb)');
+SELECT aura.register_detector('custom', 'regress_ins_custom(bigint, timestamptz, jsonb)', '1 hour', '{"title": "Open a window"}');
+SELECT aura.register_detector('wrong', 'regress_ins_wrong(bigint)');
+SELECT aura.register_detector('wrong', 'regress_ins_wrong_cols(bigint, timestamptz, jsonb)');
+SELECT aura.register_detector('Bad Name', 'regress_ins_bad(bigint, timestamptz, jsonb)');
+SELECT aura.register_detector('fast', 'regress_ins_bad(bigint, timestamptz, jsonb)', '1 second');
+SELECT aura.register_detector('fast', 'regress_ins_bad(bigint, timestamptz, jsonb)', '1 hour', '{"timeout_ms": "soon"}');
+SELECT aura.register_detector('fast', 'regress_ins_bad(bigint, timestamptz, jsonb)', '1 hour', '[]');
+SELECT aura.register_detector('fast', NULL);
+SELECT * FROM aura.generate_insights(611, '2026-03-01 07:00+00');
+SELECT title FROM aura.insights WHERE restaurant_id = 611 AND generated_by IN ('detector:slow', 'detector:malformed', 'detector:custom');
+SELECT detector, ok, insights, error, sqlstate FROM aura.detector_runs
+ WHERE restaurant_id = 611 AND NOT ok ORDER BY id;
+SELECT name, last_ok, failures, last_error FROM aura.insight_detectors ORDER BY name;
+SELECT * FROM aura.deployment_check() WHERE name = 'insight_rules';
+-- the caller's own statement_timeout still ends the statement
+UPDATE aura.insight_detectors SET settings = '{"timeout_ms": 60000}' WHERE name = 'slow';
+SET statement_timeout = '1s';
+SELECT * FROM aura.generate_insights(611, '2026-03-01 08:00+00');
+RESET statement_timeout;
+SELECT count(*) AS runs_at_8 FROM aura.detector_runs WHERE as_of = '2026-03-01 08:00+00';
+-- the dispatcher's job runs what is due: the hourly ones an hour later
+DELETE FROM aura.insight_detectors WHERE name IN ('bad', 'slow', 'malformed');
+SELECT detector, ok, insights FROM aura.run_detectors('2026-03-01 07:30+00') WHERE restaurant_id = 611;
+SELECT detector, ok, insights FROM aura.run_detectors('2026-03-01 08:00+00') WHERE restaurant_id = 611;
+SELECT * FROM aura.generate_insights(611, NULL);
+SELECT * FROM aura.generate_insights(611, 'infinity');
+-- tenants: a manager generates for its own restaurant only and cannot register detectors
+SET ROLE regress_ins_manager;
+SELECT aura.set_context(601);
+SELECT * FROM aura.generate_insights(611, '2026-03-01 09:00+00');
+SELECT aura.register_detector('mine', 'regress_ins_custom(bigint, timestamptz, jsonb)');
+SELECT detector, restaurant_id, ok, insights, error FROM aura.generate_insights(NULL, '2026-03-01 09:00+00');
+RESET ROLE;
+SELECT aura.clear_context();
+DELETE FROM aura.insight_detectors WHERE NOT builtin;
+DELETE FROM aura.orders_sources;

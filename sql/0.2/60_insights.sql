@@ -927,6 +927,432 @@ CREATE FUNCTION aura._csv(v text) RETURNS text
 $$;
 
 ------------------------------------------------------------------------------
+-- Generation: detectors over aura's data and the application's orders
+------------------------------------------------------------------------------
+-- The application's orders tables the built-in detectors read.
+CREATE TABLE aura.orders_sources (
+    relation            regclass PRIMARY KEY,
+    restaurant_column   name NOT NULL,
+    location_column     name,
+    amount_column       name NOT NULL,
+    created_at_column   name NOT NULL,
+    customer_column     name,
+    registered_at       timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE aura.orders_sources IS 'Application orders tables read by the built-in insight detectors, with the names of their columns.';
+
+CREATE FUNCTION aura.register_orders_source(orders regclass, restaurant_column name,
+    location_column name, amount_column name, created_at_column name, customer_column name)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, aura, pg_temp
+    AS $$
+DECLARE
+    col name;
+    role text;
+    typ regtype;
+BEGIN
+    IF orders IS NULL THEN
+        RAISE EXCEPTION 'orders table must not be NULL' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF (SELECT relkind FROM pg_class WHERE oid = orders) NOT IN ('r', 'p', 'v', 'm', 'f') THEN
+        RAISE EXCEPTION '% is not a table or view', orders USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    FOR role, col IN VALUES ('restaurant', restaurant_column), ('location', location_column),
+                            ('amount', amount_column), ('created_at', created_at_column),
+                            ('customer', customer_column) LOOP
+        IF col IS NULL THEN
+            IF role IN ('restaurant', 'amount', 'created_at') THEN
+                RAISE EXCEPTION '% column must not be NULL', role USING ERRCODE = 'invalid_parameter_value';
+            END IF;
+            CONTINUE;
+        END IF;
+        SELECT a.atttypid::regtype INTO typ FROM pg_attribute a
+         WHERE a.attrelid = orders AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'column "%" of % does not exist', col, orders USING ERRCODE = 'invalid_parameter_value',
+                DETAIL = format('Given as the %s column.', role);
+        END IF;
+        IF (role IN ('restaurant', 'location') AND typ NOT IN ('bigint', 'integer', 'smallint'))
+           OR (role = 'amount' AND typ NOT IN ('numeric', 'bigint', 'integer', 'smallint'))
+           OR (role = 'created_at' AND typ NOT IN ('timestamp with time zone', 'timestamp without time zone')) THEN
+            RAISE EXCEPTION 'column "%" of % has type %, not usable as the % column', col, orders, typ, role
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'restaurant/location: an integer type; amount: numeric or an integer type; created_at: timestamptz or timestamp.';
+        END IF;
+    END LOOP;
+    INSERT INTO aura.orders_sources AS s (relation, restaurant_column, location_column, amount_column,
+                                          created_at_column, customer_column)
+    VALUES (orders, restaurant_column, location_column, amount_column, created_at_column, customer_column)
+    ON CONFLICT (relation) DO UPDATE SET restaurant_column = EXCLUDED.restaurant_column,
+        location_column = EXCLUDED.location_column, amount_column = EXCLUDED.amount_column,
+        created_at_column = EXCLUDED.created_at_column, customer_column = EXCLUDED.customer_column,
+        registered_at = now();
+END
+$$;
+COMMENT ON FUNCTION aura.register_orders_source(regclass, name, name, name, name, name) IS 'Registers (or re-registers) an application orders table for the built-in detectors, naming its columns; location and customer columns may be NULL.';
+
+-- _orders_sql: SELECT restaurant_id, location_id, amount, created_at, customer
+-- over one registered source, for the built-in detectors.
+CREATE FUNCTION aura._orders_sql(src aura.orders_sources) RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, aura, pg_temp
+    AS $$
+    SELECT format('SELECT %I::bigint AS restaurant_id, %s AS location_id, %I::numeric AS amount, '
+                  '%I::timestamptz AS created_at, %s AS customer FROM %s',
+                  src.restaurant_column,
+                  CASE WHEN src.location_column IS NULL THEN 'NULL::bigint' ELSE format('%I::bigint', src.location_column) END,
+                  src.amount_column, src.created_at_column,
+                  CASE WHEN src.customer_column IS NULL THEN 'NULL::text' ELSE format('%I::text', src.customer_column) END,
+                  src.relation)
+$$;
+
+CREATE TABLE aura.insight_detectors (
+    name            text PRIMARY KEY CHECK (name ~ '^[a-z][a-z0-9_]{0,62}$'),
+    function        regprocedure NOT NULL,
+    schedule        interval NOT NULL DEFAULT '1 day' CHECK (schedule >= interval '1 minute'),
+    settings        jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(settings) = 'object'),
+    enabled         boolean NOT NULL DEFAULT true,
+    builtin         boolean NOT NULL DEFAULT false,
+    last_run_at     timestamptz,
+    last_ok         boolean,
+    last_error      text,
+    failures        bigint NOT NULL DEFAULT 0,
+    created_at      timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE aura.insight_detectors IS 'Insight detectors: SQL functions (restaurant_id bigint, as_of timestamptz, settings jsonb) returning (domain, type, severity, title, details) rows, run on a schedule.';
+
+CREATE TABLE aura.detector_runs (
+    restaurant_id   bigint NOT NULL,
+    id              bigint GENERATED BY DEFAULT AS IDENTITY,
+    detector        text NOT NULL,
+    as_of           timestamptz NOT NULL,
+    ok              boolean NOT NULL,
+    insights        bigint NOT NULL DEFAULT 0,
+    error           text,
+    sqlstate        text,
+    elapsed_ms      bigint NOT NULL,
+    ran_at          timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (restaurant_id, id)
+);
+CREATE INDEX detector_runs_detector ON aura.detector_runs (detector, ran_at);
+COMMENT ON TABLE aura.detector_runs IS 'One row per detector run for a restaurant: outcome, insights recorded, the error of a failed run.';
+
+CREATE FUNCTION aura.register_detector(name text, function regprocedure, schedule interval DEFAULT '1 day',
+                                       settings jsonb DEFAULT '{}')
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, aura, pg_temp
+    AS $$
+DECLARE
+    p pg_proc;
+    outs text[];
+    out_types regtype[];
+BEGIN
+    IF name IS NULL OR name !~ '^[a-z][a-z0-9_]{0,62}$' THEN
+        RAISE EXCEPTION 'invalid detector name "%"', left(coalesce(name, 'NULL'), 64)
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Lower-case letters, digits and _, starting with a letter, at most 63.';
+    END IF;
+    IF function IS NULL THEN
+        RAISE EXCEPTION 'detector function must not be NULL' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF schedule IS NULL OR schedule < interval '1 minute' THEN
+        RAISE EXCEPTION 'detector schedule must be at least 1 minute' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('Got %s.', coalesce(schedule::text, 'NULL'));
+    END IF;
+    IF settings IS NULL OR jsonb_typeof(settings) <> 'object' THEN
+        RAISE EXCEPTION 'detector settings must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF settings ? 'timeout_ms' AND (jsonb_typeof(settings -> 'timeout_ms') <> 'number'
+        OR (settings ->> 'timeout_ms') !~ '^[0-9]{1,7}$' OR (settings ->> 'timeout_ms')::integer > 3600000) THEN
+        RAISE EXCEPTION 'detector setting timeout_ms must be an integer from 0 to 3600000'
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = format('Got %s.', settings -> 'timeout_ms');
+    END IF;
+    SELECT * INTO p FROM pg_proc WHERE oid = function;
+    IF (SELECT array_agg(t ORDER BY o) FROM unnest(p.proargtypes::oid[]) WITH ORDINALITY u(t, o))
+       IS DISTINCT FROM ARRAY['bigint'::regtype, 'timestamptz'::regtype, 'jsonb'::regtype]::oid[] THEN
+        RAISE EXCEPTION 'detector function % must take (bigint, timestamptz, jsonb)', function
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT array_agg(n ORDER BY o), array_agg(t::regtype ORDER BY o) INTO outs, out_types
+      FROM unnest(p.proargnames, p.proargmodes::text[], p.proallargtypes) WITH ORDINALITY u(n, m, t, o)
+     WHERE m IN ('o', 't');
+    IF NOT p.proretset OR outs IS DISTINCT FROM ARRAY['domain', 'type', 'severity', 'title', 'details']
+       OR out_types IS DISTINCT FROM ARRAY['text', 'text', 'text', 'text', 'jsonb']::regtype[] THEN
+        RAISE EXCEPTION 'detector function % must return TABLE (domain text, type text, severity text, title text, details jsonb)', function
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO aura.insight_detectors AS d (name, function, schedule, settings)
+    VALUES (register_detector.name, register_detector.function, register_detector.schedule, register_detector.settings)
+    ON CONFLICT ON CONSTRAINT insight_detectors_pkey DO UPDATE
+       SET function = EXCLUDED.function, schedule = EXCLUDED.schedule, settings = EXCLUDED.settings,
+           enabled = true;
+END
+$$;
+COMMENT ON FUNCTION aura.register_detector(text, regprocedure, interval, jsonb) IS 'Registers (or replaces) an insight detector: a function (restaurant_id bigint, as_of timestamptz, settings jsonb) RETURNS TABLE (domain text, type text, severity text, title text, details jsonb), run every schedule; settings.timeout_ms limits one run (default 30000).';
+
+-- bookkeeping of a run; SECURITY DEFINER: a manager generating its own
+-- restaurant's insights records its runs without writing the catalog itself
+CREATE FUNCTION aura._detector_ran(p_name text, p_restaurant bigint, p_as_of timestamptz, p_ok boolean,
+                                   p_insights bigint, p_error text, p_sqlstate text, p_elapsed bigint)
+    RETURNS void
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path = pg_catalog, aura, pg_temp
+    AS $$
+    INSERT INTO aura.detector_runs (restaurant_id, detector, as_of, ok, insights, error, sqlstate, elapsed_ms)
+    VALUES (p_restaurant, p_name, p_as_of, p_ok, p_insights, left(p_error, 2000), p_sqlstate, p_elapsed);
+    UPDATE aura.insight_detectors SET last_run_at = greatest(last_run_at, p_as_of), last_ok = p_ok,
+           last_error = CASE WHEN p_ok THEN last_error ELSE left(p_error, 2000) END,
+           failures = failures + CASE WHEN p_ok THEN 0 ELSE 1 END
+     WHERE name = p_name;
+$$;
+
+CREATE FUNCTION aura._run_detectors(restaurant_id bigint, as_of timestamptz, due_only boolean)
+    RETURNS TABLE (detector text, restaurant_id bigint, ok boolean, insights bigint, error text)
+    LANGUAGE c VOLATILE
+    SET search_path = pg_catalog, aura, pg_temp
+    AS 'MODULE_PATHNAME', 'aura_run_detectors';
+
+CREATE FUNCTION aura.generate_insights(restaurant_id bigint DEFAULT NULL, as_of timestamptz DEFAULT now())
+    RETURNS TABLE (detector text, restaurant_id bigint, ok boolean, insights bigint, error text)
+    LANGUAGE sql VOLATILE
+    SET search_path = pg_catalog, aura, pg_temp
+    AS $$ SELECT * FROM aura._run_detectors(restaurant_id, as_of, false) $$;
+COMMENT ON FUNCTION aura.generate_insights(bigint, timestamptz) IS 'Runs every enabled detector for a restaurant (NULL: every restaurant the caller may see) as of a time; a failing detector is recorded and skipped; one row per detector and restaurant.';
+
+CREATE FUNCTION aura.run_detectors(as_of timestamptz DEFAULT now())
+    RETURNS TABLE (detector text, restaurant_id bigint, ok boolean, insights bigint, error text)
+    LANGUAGE sql VOLATILE
+    SET search_path = pg_catalog, aura, pg_temp
+    AS $$ SELECT * FROM aura._run_detectors(NULL, as_of, true) $$;
+COMMENT ON FUNCTION aura.run_detectors(timestamptz) IS 'Dispatcher job: runs the detectors that are due by their schedule for every restaurant.';
+
+-- Built-in detector: daily sales per location against the same weekday of
+-- the previous weeks (z-score).  Settings: weeks (8), min_weeks (3),
+-- z_drop (-2), z_spike (2).
+CREATE FUNCTION aura.detect_sales_anomalies(restaurant_id bigint, as_of timestamptz, settings jsonb)
+    RETURNS TABLE (domain text, type text, severity text, title text, details jsonb)
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, aura, pg_temp
+    AS $$
+DECLARE
+    src aura.orders_sources;
+    tz text;
+    weeks integer := coalesce((settings ->> 'weeks')::integer, 8);
+    min_weeks integer := coalesce((settings ->> 'min_weeks')::integer, 3);
+    z_drop numeric := coalesce((settings ->> 'z_drop')::numeric, -2);
+    z_spike numeric := coalesce((settings ->> 'z_spike')::numeric, 2);
+    r record;
+BEGIN
+    IF weeks NOT BETWEEN 2 AND 52 OR min_weeks NOT BETWEEN 2 AND weeks OR z_drop >= 0 OR z_spike <= 0 THEN
+        RAISE EXCEPTION 'invalid sales detector settings' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('weeks %s, min_weeks %s, z_drop %s, z_spike %s', weeks, min_weeks, z_drop, z_spike);
+    END IF;
+    SELECT timezone INTO tz FROM aura.restaurants WHERE id = restaurant_id;
+    FOR src IN SELECT * FROM aura.orders_sources ORDER BY relation::text LOOP
+        FOR r IN EXECUTE format($q$
+            WITH o AS (%s),
+            target AS (SELECT (($2 AT TIME ZONE $3)::date - 1) AS day),
+            days AS (SELECT t.day - 7 * k AS day, k FROM target t, generate_series(0, $4) k),
+            locs AS (SELECT DISTINCT o.location_id FROM o
+                      WHERE o.restaurant_id = $1 AND o.created_at >= ($2 - make_interval(days => 7 * $4 + 8))
+                        AND o.created_at < $2),
+            daily AS (SELECT l.location_id, d.day, d.k,
+                             coalesce((SELECT sum(o.amount) FROM o
+                                        WHERE o.restaurant_id = $1
+                                          AND o.location_id IS NOT DISTINCT FROM l.location_id
+                                          AND o.created_at >= (d.day::timestamp AT TIME ZONE $3)
+                                          AND o.created_at < ((d.day + 1)::timestamp AT TIME ZONE $3)), 0) AS sales
+                        FROM locs l, days d),
+            stats AS (SELECT location_id,
+                             max(sales) FILTER (WHERE k = 0) AS today,
+                             max(day) FILTER (WHERE k = 0) AS day,
+                             avg(sales) FILTER (WHERE k > 0 AND sales > 0) AS mean,
+                             stddev_samp(sales) FILTER (WHERE k > 0 AND sales > 0) AS sd,
+                             count(*) FILTER (WHERE k > 0 AND sales > 0) AS n
+                        FROM daily GROUP BY location_id)
+            SELECT s.*, (s.today - s.mean) / s.sd AS z, lo.name AS location_name
+              FROM stats s LEFT JOIN aura.locations lo ON lo.restaurant_id = $1 AND lo.id = s.location_id
+             WHERE s.n >= $5 AND s.sd > 0$q$, aura._orders_sql(src))
+            USING restaurant_id, as_of, tz, weeks, min_weeks
+        LOOP
+            CONTINUE WHEN r.z > z_drop AND r.z < z_spike;
+            domain := 'sales';
+            type := 'anomaly';
+            severity := CASE WHEN abs(r.z) >= 4 THEN 'critical' WHEN abs(r.z) >= 3 THEN 'high' ELSE 'medium' END;
+            title := format('Sales %s at %s on %s', CASE WHEN r.z < 0 THEN 'drop' ELSE 'spike' END,
+                            coalesce(r.location_name, 'all locations'), to_char(r.day, 'Dy YYYY-MM-DD'));
+            details := jsonb_build_object(
+                'description', format('Sales of %s against %s on average for the same weekday of the previous %s weeks (z-score %s).',
+                                      round(r.today, 2), round(r.mean, 2), r.n, round(r.z, 2)),
+                'impact_score', least(100, round(abs(r.z) * 20, 2)),
+                'estimated_value', round(abs(r.today - r.mean), 2),
+                'confidence', round(least(0.95, 0.5 + r.n * 0.05), 3),
+                'metrics', jsonb_build_object('sales', round(r.today, 2), 'mean', round(r.mean, 2),
+                                              'stddev', round(r.sd, 2), 'z', round(r.z, 3), 'weeks', r.n),
+                'period_start', (r.day::timestamp AT TIME ZONE tz), 'period_end', ((r.day + 1)::timestamp AT TIME ZONE tz),
+                'recommendations', CASE WHEN r.z < 0
+                    THEN '["Check staffing, opening hours and stock for that day", "Compare with local events and weather"]'::jsonb
+                    ELSE '["Find what drove the spike and repeat it", "Check stock and staffing for similar days"]'::jsonb END)
+                || CASE WHEN r.location_id IS NULL
+                        THEN jsonb_build_object('related_entity_type', 'restaurant', 'related_entity_id', restaurant_id)
+                        ELSE jsonb_build_object('related_entity_type', 'location', 'related_entity_id', r.location_id,
+                                                'location_id', r.location_id) END;
+            RETURN NEXT;
+        END LOOP;
+    END LOOP;
+END
+$$;
+
+-- Built-in detector: average order value of the last days against the
+-- weeks before.  Settings: recent_days (7), baseline_days (28),
+-- min_orders (20), shift (0.15).
+CREATE FUNCTION aura.detect_order_value_shift(restaurant_id bigint, as_of timestamptz, settings jsonb)
+    RETURNS TABLE (domain text, type text, severity text, title text, details jsonb)
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, aura, pg_temp
+    AS $$
+DECLARE
+    src aura.orders_sources;
+    recent_days integer := coalesce((settings ->> 'recent_days')::integer, 7);
+    baseline_days integer := coalesce((settings ->> 'baseline_days')::integer, 28);
+    min_orders integer := coalesce((settings ->> 'min_orders')::integer, 20);
+    shift numeric := coalesce((settings ->> 'shift')::numeric, 0.15);
+    r record;
+    change numeric;
+BEGIN
+    IF recent_days NOT BETWEEN 1 AND 90 OR baseline_days NOT BETWEEN 1 AND 365 OR min_orders < 1 OR shift <= 0 THEN
+        RAISE EXCEPTION 'invalid order value detector settings' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    FOR src IN SELECT * FROM aura.orders_sources ORDER BY relation::text LOOP
+        EXECUTE format($q$
+            WITH o AS (%s)
+            SELECT count(*) FILTER (WHERE created_at >= $2 - make_interval(days => $3)) AS recent_n,
+                   avg(amount) FILTER (WHERE created_at >= $2 - make_interval(days => $3)) AS recent_aov,
+                   count(*) FILTER (WHERE created_at < $2 - make_interval(days => $3)) AS base_n,
+                   avg(amount) FILTER (WHERE created_at < $2 - make_interval(days => $3)) AS base_aov
+              FROM o WHERE restaurant_id = $1 AND created_at < $2
+               AND created_at >= $2 - make_interval(days => $3 + $4)$q$, aura._orders_sql(src))
+          INTO r USING restaurant_id, as_of, recent_days, baseline_days;
+        CONTINUE WHEN r.recent_n < min_orders OR r.base_n < min_orders OR r.base_aov <= 0;
+        change := (r.recent_aov - r.base_aov) / r.base_aov;
+        CONTINUE WHEN abs(change) < shift;
+        domain := 'sales';
+        type := 'trend';
+        severity := CASE WHEN abs(change) >= 2 * shift THEN 'high' ELSE 'medium' END;
+        title := format('Average order value %s %s%%', CASE WHEN change < 0 THEN 'down' ELSE 'up' END,
+                        round(abs(change) * 100));
+        details := jsonb_build_object(
+            'description', format('Average order value %s over the last %s days against %s over the %s days before.',
+                                  round(r.recent_aov, 2), recent_days, round(r.base_aov, 2), baseline_days),
+            'impact_score', least(100, round(abs(change) * 200, 2)),
+            'estimated_value', round(abs(r.recent_aov - r.base_aov) * r.recent_n, 2),
+            'confidence', round(least(0.95, 0.5 + least(r.recent_n, r.base_n) / 200.0), 3),
+            'metrics', jsonb_build_object('recent_aov', round(r.recent_aov, 2), 'baseline_aov', round(r.base_aov, 2),
+                                          'change', round(change, 4), 'recent_orders', r.recent_n,
+                                          'baseline_orders', r.base_n),
+            'related_entity_type', 'restaurant', 'related_entity_id', restaurant_id,
+            'recommendations', CASE WHEN change < 0
+                THEN '["Review upselling and menu pricing", "Check whether discounts grew"]'::jsonb
+                ELSE '["Find the items driving larger orders and feature them"]'::jsonb END);
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+
+-- Built-in detector: regulars (at least min_visits visit days in the last
+-- lookback_days) whose time since the last visit exceeds factor times their
+-- mean interval.  Settings: min_visits (4), lookback_days (180), factor (2).
+CREATE FUNCTION aura.detect_churn_risk(restaurant_id bigint, as_of timestamptz, settings jsonb)
+    RETURNS TABLE (domain text, type text, severity text, title text, details jsonb)
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, aura, pg_temp
+    AS $$
+DECLARE
+    src aura.orders_sources;
+    min_visits integer := coalesce((settings ->> 'min_visits')::integer, 4);
+    lookback integer := coalesce((settings ->> 'lookback_days')::integer, 180);
+    factor numeric := coalesce((settings ->> 'factor')::numeric, 2);
+    r record;
+BEGIN
+    IF min_visits < 3 OR lookback NOT BETWEEN 7 AND 3650 OR factor <= 1 THEN
+        RAISE EXCEPTION 'invalid churn detector settings' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    FOR src IN SELECT * FROM aura.orders_sources WHERE customer_column IS NOT NULL ORDER BY relation::text LOOP
+        EXECUTE format($q$
+            WITH o AS (%s),
+            visits AS (SELECT customer, date_trunc('day', created_at) AS d, sum(amount) AS spent
+                         FROM o WHERE restaurant_id = $1 AND customer IS NOT NULL AND created_at < $2
+                          AND created_at >= $2 - make_interval(days => $3)
+                        GROUP BY 1, 2),
+            per AS (SELECT customer, count(*) AS n, max(d) AS last_visit,
+                           (max(d) - min(d)) / nullif(count(*) - 1, 0) AS mean_gap, avg(spent) AS avg_spent
+                      FROM visits GROUP BY customer HAVING count(*) >= $4),
+            risk AS (SELECT * FROM per WHERE $2 - last_visit > mean_gap * $5 AND mean_gap > interval '0')
+            SELECT count(*) AS n, coalesce(sum(avg_spent), 0) AS value,
+                   coalesce(jsonb_agg(jsonb_build_object('customer', customer, 'last_visit', last_visit,
+                                                         'mean_interval_days', round(extract(epoch FROM mean_gap) / 86400, 1),
+                                                         'average_spend', round(avg_spent, 2))
+                                      ORDER BY avg_spent DESC, customer) FILTER (WHERE true), '[]') AS customers,
+                   (SELECT count(*) FROM per) AS regulars
+              FROM risk$q$, aura._orders_sql(src))
+          INTO r USING restaurant_id, as_of, lookback, min_visits, factor;
+        CONTINUE WHEN r.n = 0;
+        domain := 'customer';
+        type := 'warning';
+        severity := CASE WHEN r.n >= 10 THEN 'high' WHEN r.n >= 3 THEN 'medium' ELSE 'low' END;
+        title := format('%s regular%s at churn risk', r.n, CASE WHEN r.n = 1 THEN '' ELSE 's' END);
+        details := jsonb_build_object(
+            'description', format('%s of %s regulars have not been back for more than %s times their usual interval.',
+                                  r.n, r.regulars, factor),
+            'impact_score', least(100, round(r.n * 100.0 / greatest(r.regulars, 1), 2)),
+            'estimated_value', round(r.value, 2),
+            'confidence', 0.7,
+            'metrics', jsonb_build_object('at_risk', r.n, 'regulars', r.regulars,
+                                          'customers', (SELECT jsonb_agg(x) FROM (SELECT x FROM jsonb_array_elements(r.customers) x LIMIT 20) y)),
+            'related_entity_type', 'segment', 'related_entity_id', 'regulars',
+            'recommendations', '["Send a personal win-back offer", "Ask staff who know them"]'::jsonb);
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+
+INSERT INTO aura.insight_detectors (name, function, schedule, builtin, settings) VALUES
+    ('sales_anomalies', 'aura.detect_sales_anomalies(bigint, timestamptz, jsonb)', '1 day', true,
+     '{"weeks": 8, "min_weeks": 3, "z_drop": -2, "z_spike": 2}'),
+    ('order_value_shift', 'aura.detect_order_value_shift(bigint, timestamptz, jsonb)', '1 day', true,
+     '{"recent_days": 7, "baseline_days": 28, "min_orders": 20, "shift": 0.15}'),
+    ('churn_risk', 'aura.detect_churn_risk(bigint, timestamptz, jsonb)', '1 day', true,
+     '{"min_visits": 4, "lookback_days": 180, "factor": 2}');
+
+------------------------------------------------------------------------------
+-- deployment_check item insight_rules
+------------------------------------------------------------------------------
+CREATE FUNCTION aura._check_insight_rules(OUT ok boolean, OUT detail text)
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, aura, pg_temp
+    AS $$
+DECLARE
+    n integer;
+    names text;
+    failing text;
+BEGIN
+    SELECT count(*), string_agg(name, ', ' ORDER BY name),
+           string_agg(name, ', ' ORDER BY name) FILTER (WHERE last_ok = false)
+      INTO n, names, failing
+      FROM aura.insight_detectors WHERE enabled;
+    ok := n > 0 AND failing IS NULL;
+    detail := CASE WHEN n = 0 THEN 'no insight detectors enabled: register one with aura.register_detector()'
+                   ELSE format('%s detector%s enabled (%s)', n, CASE WHEN n = 1 THEN '' ELSE 's' END, names) END
+              || CASE WHEN failing IS NOT NULL THEN format('; last run failed: %s (see aura.detector_runs)', failing) ELSE '' END
+              || CASE WHEN (SELECT count(*) FROM aura.orders_sources) = 0
+                      THEN '; no orders source registered (aura.register_orders_source)' ELSE '' END
+              || '; notification rules for insight events come with the notifications module';
+END
+$$;
+UPDATE aura.deployment_items SET check_fn = 'aura._check_insight_rules' WHERE name = 'insight_rules';
+
+------------------------------------------------------------------------------
 -- Tenancy, dump, privileges
 ------------------------------------------------------------------------------
 SELECT aura._enable_tenancy('aura.insight_threads');
@@ -944,6 +1370,21 @@ SELECT pg_catalog.pg_extension_config_dump('aura.insight_events_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('aura.insight_ratings', '');
 SELECT pg_catalog.pg_extension_config_dump('aura.insight_actions', '');
 SELECT pg_catalog.pg_extension_config_dump('aura.insight_actions_id_seq', '');
+SELECT aura._enable_tenancy('aura.detector_runs');
+SELECT pg_catalog.pg_extension_config_dump('aura.detector_runs', '');
+SELECT pg_catalog.pg_extension_config_dump('aura.detector_runs_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('aura.orders_sources', '');
+-- catalog tables (not per tenant): everyone with a grant reads, only admins write
+ALTER TABLE aura.insight_detectors ENABLE ROW LEVEL SECURITY;
+ALTER TABLE aura.insight_detectors FORCE ROW LEVEL SECURITY;
+CREATE POLICY catalog_read ON aura.insight_detectors FOR SELECT USING (true);
+CREATE POLICY catalog_write ON aura.insight_detectors USING (aura.is_admin()) WITH CHECK (aura.is_admin());
+ALTER TABLE aura.orders_sources ENABLE ROW LEVEL SECURITY;
+ALTER TABLE aura.orders_sources FORCE ROW LEVEL SECURITY;
+CREATE POLICY catalog_read ON aura.orders_sources FOR SELECT USING (true);
+CREATE POLICY catalog_write ON aura.orders_sources USING (aura.is_admin()) WITH CHECK (aura.is_admin());
+-- built-in detectors are part of the extension; registered ones are dumped
+SELECT pg_catalog.pg_extension_config_dump('aura.insight_detectors', 'WHERE NOT builtin');
 
 REVOKE ALL ON aura.insight_threads, aura.insights, aura.insight_events, aura.insight_ratings,
     aura.insight_actions FROM PUBLIC;
@@ -978,3 +1419,16 @@ GRANT EXECUTE ON FUNCTION aura.record_insight(bigint, text, text, text, text, js
     aura._insight_event(bigint, text, jsonb), aura.merge_threads(bigint, bigint)
     TO aura_manager;
 GRANT EXECUTE ON FUNCTION aura.expire_insights(timestamptz) TO aura_admin;
+GRANT SELECT ON aura.insight_detectors, aura.detector_runs, aura.orders_sources TO aura_manager;
+GRANT EXECUTE ON FUNCTION aura.generate_insights(bigint, timestamptz),
+    aura._run_detectors(bigint, timestamptz, boolean), aura._detector_ran(text, bigint, timestamptz, boolean, bigint, text, text, bigint),
+    aura.detect_sales_anomalies(bigint, timestamptz, jsonb), aura.detect_order_value_shift(bigint, timestamptz, jsonb),
+    aura.detect_churn_risk(bigint, timestamptz, jsonb), aura._orders_sql(aura.orders_sources),
+    aura._check_insight_rules()
+    TO aura_manager;
+-- detectors run with the privileges of whoever runs them (the dispatcher):
+-- registering one is an admin's decision
+GRANT EXECUTE ON FUNCTION aura.register_detector(text, regprocedure, interval, jsonb),
+    aura.register_orders_source(regclass, name, name, name, name, name), aura.run_detectors(timestamptz)
+    TO aura_admin;
+GRANT INSERT, UPDATE, DELETE ON aura.insight_detectors, aura.orders_sources TO aura_admin;
