@@ -122,6 +122,23 @@ SELECT aura.record_insight(602, 'sales', 'anomaly', 'high', 'not mine');
 SELECT aura.record_insight(699, 'sales', 'anomaly', 'high', 'nobody');
 SELECT count(*) = :insights_before AS nothing_written FROM aura.insights;
 RESET ROLE;
+-- direct writes meet the same rules (row checks in C, SQLSTATE 23514)
+SELECT thread_id AS some_thread FROM aura.insights WHERE id = :first_id \gset
+INSERT INTO aura.insights (restaurant_id, thread_id, domain, type, severity, title, fingerprint)
+VALUES (601, :some_thread, 'weather', 'trend', 'low', 'x', 0);
+INSERT INTO aura.insights (restaurant_id, thread_id, domain, type, severity, title, fingerprint)
+VALUES (601, :some_thread, 'sales', 'trend', 'low', E' \t ', 0);
+INSERT INTO aura.insights (restaurant_id, thread_id, domain, type, severity, title, fingerprint, impact_score)
+VALUES (601, :some_thread, 'sales', 'trend', 'low', 'x', 0, 101);
+INSERT INTO aura.insights (restaurant_id, thread_id, domain, type, severity, title, fingerprint, metrics)
+VALUES (601, :some_thread, 'sales', 'trend', 'low', 'x', 0, '[]');
+INSERT INTO aura.insights (restaurant_id, thread_id, domain, type, severity, title, fingerprint, related_entity_id)
+VALUES (601, :some_thread, 'sales', 'trend', 'low', 'x', 0, '5');
+INSERT INTO aura.insights (restaurant_id, thread_id, domain, type, severity, title, fingerprint)
+VALUES (699, :some_thread, 'sales', 'trend', 'low', 'x', 0);
+UPDATE aura.insight_threads SET status = 'merged' WHERE id = :some_thread;
+UPDATE aura.insight_threads SET category = 'misc' WHERE id = :some_thread;
+UPDATE aura.insights SET occurrence_count = 0 WHERE id = :first_id;
 -- staff and reporting may not record insights
 SET ROLE regress_ins_staff;
 SELECT aura.record_insight(601, 'sales', 'anomaly', 'high', 'staff');
