@@ -42,6 +42,8 @@ _PG_init(void)
 							   NULL, NULL, NULL);
 
 	ContextInit();
+	CryptoInit();
+	SettingsInit();
 	LedgerInit();
 
 #if PG_VERSION_NUM >= 150000

@@ -20,6 +20,8 @@ extern char *aura_database;
 
 /* module initialisers, each defines its own GUCs; called from _PG_init */
 extern void ContextInit(void);
+extern void CryptoInit(void);
+extern void SettingsInit(void);
 extern void LedgerInit(void);
 
 #endif							/* AURA_H */
