@@ -136,3 +136,10 @@ SELECT aura.customer_loyalty(411, 2);
 RESET ROLE;
 SELECT aura.clear_context();
 DROP ROLE lifecycle_manager;
+
+-- deployment checklist
+SELECT name, ok, detail ~ 'restaurants have tiers' AS says_how_many FROM aura.deployment_check() WHERE name = 'loyalty_tiers';
+BEGIN;
+DELETE FROM aura.loyalty_tiers WHERE restaurant_id = 412 AND min_points = 0;
+SELECT name, ok, detail FROM aura.deployment_check() WHERE name = 'loyalty_tiers';
+ROLLBACK;
