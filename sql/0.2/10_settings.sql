@@ -36,16 +36,6 @@ CREATE FUNCTION aura._setting_definition_check() RETURNS trigger
     AS 'MODULE_PATHNAME', 'aura_setting_definition_check';
 COMMENT ON FUNCTION aura._setting_definition_check() IS 'Row trigger: a definition''s rules are consistent and its default satisfies them (stored canonically).';
 
-CREATE FUNCTION aura._append_only() RETURNS trigger
-    LANGUAGE plpgsql
-    AS $$
-BEGIN
-    RAISE EXCEPTION '% is append-only', TG_TABLE_NAME
-        USING ERRCODE = 'object_not_in_prerequisite_state',
-              DETAIL = format('%s of rows is not allowed.', TG_OP),
-              HINT = 'History is never changed; later changes add new rows.';
-END
-$$;
 
 -- Catalog --------------------------------------------------------------------
 CREATE TABLE aura.setting_groups (
@@ -860,3 +850,61 @@ INSERT INTO aura.setting_definitions
 
 UPDATE aura.setting_definitions SET help_text = 'Months count as 30 days for the minimum and maximum (seconds).'
  WHERE type = 'duration';
+
+-- Declared privileges (checked against the catalog by aura.privilege_mismatches)
+INSERT INTO aura.privilege_matrix (object, kind, role, privileges) VALUES
+    ('aura._caller_has(text)', 'function', '-', ''),
+    ('aura._caller_name()', 'function', '-', ''),
+    ('aura._delete_setting(bigint, text, bigint, text, text, text)', 'function', '-', ''),
+    ('aura._fingerprint(text)', 'function', '-', ''),
+    ('aura._history_value(jsonb, text)', 'function', '-', ''),
+    ('aura._log_setting(bigint, text, bigint, text, text, text, jsonb, jsonb, text)', 'function', '-', ''),
+    ('aura._put_setting(bigint, text, bigint, text, jsonb, text, text)', 'function', '-', ''),
+    ('aura._require_key(text)', 'function', '-', ''),
+    ('aura._resolve_setting(text, bigint, bigint, bigint)', 'function', 'aura_reporting', 'EXECUTE'),
+    ('aura._resolve_setting(text, bigint, bigint, bigint)', 'function', 'aura_staff', 'EXECUTE'),
+    ('aura._seal(text, text)', 'function', '-', ''),
+    ('aura._sealed_key_id(bytea)', 'function', '-', ''),
+    ('aura._set_lock(text, text, bigint, boolean, text)', 'function', 'aura_manager', 'EXECUTE'),
+    ('aura._setting_definition_check()', 'function', '-', ''),
+    ('aura._setting_target(text, bigint)', 'function', '-', ''),
+    ('aura._settings_invalidate()', 'function', '-', ''),
+    ('aura._unseal(bytea, text)', 'function', '-', ''),
+    ('aura._validate_setting(text, jsonb, text)', 'function', 'aura_reporting', 'EXECUTE'),
+    ('aura._validate_setting(text, jsonb, text)', 'function', 'aura_staff', 'EXECUTE'),
+    ('aura.bulk_set_settings(jsonb, text, bigint, text)', 'function', 'aura_staff', 'EXECUTE'),
+    ('aura.configured_settings', 'view', 'aura_manager', 'SELECT'),
+    ('aura.configured_settings', 'view', 'aura_reporting', 'SELECT'),
+    ('aura.effective_settings(bigint, bigint, bigint)', 'function', 'aura_reporting', 'EXECUTE'),
+    ('aura.effective_settings(bigint, bigint, bigint)', 'function', 'aura_staff', 'EXECUTE'),
+    ('aura.encryption_key_status()', 'function', 'aura_admin', 'EXECUTE'),
+    ('aura.get_setting(text, bigint, bigint, bigint)', 'function', 'aura_reporting', 'EXECUTE'),
+    ('aura.get_setting(text, bigint, bigint, bigint)', 'function', 'aura_staff', 'EXECUTE'),
+    ('aura.get_setting_bool(text, bigint, bigint, bigint)', 'function', 'aura_reporting', 'EXECUTE'),
+    ('aura.get_setting_bool(text, bigint, bigint, bigint)', 'function', 'aura_staff', 'EXECUTE'),
+    ('aura.get_setting_int(text, bigint, bigint, bigint)', 'function', 'aura_reporting', 'EXECUTE'),
+    ('aura.get_setting_int(text, bigint, bigint, bigint)', 'function', 'aura_staff', 'EXECUTE'),
+    ('aura.get_setting_interval(text, bigint, bigint, bigint)', 'function', 'aura_reporting', 'EXECUTE'),
+    ('aura.get_setting_interval(text, bigint, bigint, bigint)', 'function', 'aura_staff', 'EXECUTE'),
+    ('aura.get_setting_numeric(text, bigint, bigint, bigint)', 'function', 'aura_reporting', 'EXECUTE'),
+    ('aura.get_setting_numeric(text, bigint, bigint, bigint)', 'function', 'aura_staff', 'EXECUTE'),
+    ('aura.get_setting_text(text, bigint, bigint, bigint)', 'function', 'aura_reporting', 'EXECUTE'),
+    ('aura.get_setting_text(text, bigint, bigint, bigint)', 'function', 'aura_staff', 'EXECUTE'),
+    ('aura.lock_setting(text, text, bigint, text)', 'function', 'aura_manager', 'EXECUTE'),
+    ('aura.reset_setting(text, text, bigint, text)', 'function', 'aura_staff', 'EXECUTE'),
+    ('aura.reveal_secret(text, text, bigint)', 'function', 'aura_admin', 'EXECUTE'),
+    ('aura.set_setting(text, jsonb, text, bigint, text)', 'function', 'aura_staff', 'EXECUTE'),
+    ('aura.setting_definitions', 'table', 'aura_admin', 'DELETE,INSERT,UPDATE'),
+    ('aura.setting_definitions', 'table', 'aura_reporting', 'SELECT'),
+    ('aura.setting_definitions', 'table', 'aura_staff', 'SELECT'),
+    ('aura.setting_groups', 'table', 'aura_admin', 'DELETE,INSERT,UPDATE'),
+    ('aura.setting_groups', 'table', 'aura_reporting', 'SELECT'),
+    ('aura.setting_groups', 'table', 'aura_staff', 'SELECT'),
+    ('aura.setting_history', 'table', 'aura_manager', 'SELECT'),
+    ('aura.setting_history(text, text, bigint, timestamp with time zone)', 'function', 'aura_manager', 'EXECUTE'),
+    ('aura.setting_history_id_seq', 'sequence', '-', ''),
+    ('aura.setting_values', 'table', '-', ''),
+    ('aura.system_setting_history', 'table', 'aura_manager', 'SELECT'),
+    ('aura.system_setting_history_id_seq', 'sequence', '-', ''),
+    ('aura.system_settings', 'table', '-', ''),
+    ('aura.unlock_setting(text, text, bigint, text)', 'function', 'aura_manager', 'EXECUTE');
