@@ -55,3 +55,10 @@ demo:
 
 bench:
 	@bash test/run.sh bench
+
+# PGXN release zip of the committed tree, after checking META.json.
+.PHONY: dist
+dist:
+	python3 test/check_meta.py META.json aura.control
+	git archive --format zip --prefix=aura-$(EXTVERSION)/ -o aura-$(EXTVERSION).zip HEAD
+	@echo "written aura-$(EXTVERSION).zip"

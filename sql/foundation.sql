@@ -28,11 +28,12 @@ SELECT c.oid::regclass AS public_relation
    AND EXISTS (SELECT 1 FROM aclexplode(c.relacl) WHERE grantee = 0);
 SELECT has_schema_privilege('public', 'aura', 'USAGE') AS public_schema_usage;
 
--- every table of the schema is protected by row-level security
-SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity
+-- every table of the schema is protected by row-level security, but the
+-- shared catalogs that hold no tenant data
+SELECT c.relname AS table_without_forced_rls
   FROM pg_class c
- WHERE c.relnamespace = 'aura'::regnamespace AND c.relkind = 'r'
-   AND c.relname <> 'deployment_items'
+ WHERE c.relnamespace = 'aura'::regnamespace AND c.relkind IN ('r', 'p')
+   AND NOT (c.relrowsecurity AND c.relforcerowsecurity)
  ORDER BY 1;
 
 -- tenants

@@ -37,11 +37,16 @@ _PG_init(void)
 							   "jobs and delivers notifications in this database.",
 							   &aura_database,
 							   "postgres",
-							   PGC_POSTMASTER,
+							   AURA_PGC_POSTMASTER,
 							   0,
 							   NULL, NULL, NULL);
 
 	ContextInit();
+	CryptoInit();
+	SettingsInit();
+	ApiKeysInit();
+	AuditInit();
+	LedgerInit();
 
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("aura");

@@ -75,6 +75,9 @@ if [ -n "$tap_files" ]; then
     [ "$bad" -gt 0 ] && { echo "-- TAP log: tmp_check/tap.log; server logs: tmp_check/t_*"; }
 fi
 
+echo "== packaging"
+if python3 test/check_meta.py META.json aura.control; then tally 1 0; else tally 0 1; fi
+
 echo "== done in $(( $(date +%s) - start ))s"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

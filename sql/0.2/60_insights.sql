@@ -719,17 +719,10 @@ CREATE TABLE aura.insight_actions (
 CREATE INDEX insight_actions_insight ON aura.insight_actions (restaurant_id, insight_id);
 COMMENT ON TABLE aura.insight_actions IS 'What people did with insights (viewed, shared, exported, implemented with realized value, discussed, custom). Append-only.';
 
-CREATE FUNCTION aura._insight_actions_append_only() RETURNS trigger
-    LANGUAGE plpgsql
-    SET search_path = pg_catalog, aura, pg_temp
-    AS $$
-BEGIN
-    RAISE EXCEPTION 'aura.insight_actions is append-only' USING ERRCODE = 'object_not_in_prerequisite_state',
-        HINT = 'Record a new action instead of changing or deleting one.';
-END
-$$;
 CREATE TRIGGER insight_actions_append_only BEFORE UPDATE OR DELETE ON aura.insight_actions
-    FOR EACH ROW EXECUTE FUNCTION aura._insight_actions_append_only();
+    FOR EACH ROW EXECUTE FUNCTION aura._append_only();
+CREATE TRIGGER insight_actions_no_truncate BEFORE TRUNCATE ON aura.insight_actions
+    FOR EACH STATEMENT EXECUTE FUNCTION aura._append_only();
 
 CREATE FUNCTION aura.record_insight_action(insight_id bigint, action text, details jsonb DEFAULT '{}',
                                            realized_value numeric DEFAULT NULL)
@@ -1453,3 +1446,87 @@ GRANT EXECUTE ON FUNCTION aura.register_detector(text, regprocedure, interval, j
     aura.register_orders_source(regclass, name, name, name, name, name), aura.run_detectors(timestamptz)
     TO aura_admin;
 GRANT INSERT, UPDATE, DELETE ON aura.insight_detectors, aura.orders_sources TO aura_admin;
+
+-- Declared privileges (checked against the catalog by aura.privilege_mismatches)
+INSERT INTO aura.privilege_matrix (object, kind, role, privileges) VALUES
+    ('aura._batch_status(bigint[], text, text)', 'function', 'aura_staff', 'EXECUTE'),
+    ('aura._check_insight_rules()', 'function', 'aura_manager', 'EXECUTE'),
+    ('aura._csv(text)', 'function', 'aura_reporting', 'EXECUTE'),
+    ('aura._csv(text)', 'function', 'aura_staff', 'EXECUTE'),
+    ('aura._detector_ran(text, bigint, timestamp with time zone, boolean, bigint, text, text, bigint)', 'function', 'aura_manager', 'EXECUTE'),
+    ('aura._insight_close_thread()', 'function', '-', ''),
+    ('aura._insight_filter_sql(jsonb)', 'function', 'aura_reporting', 'EXECUTE'),
+    ('aura._insight_filter_sql(jsonb)', 'function', 'aura_staff', 'EXECUTE'),
+    ('aura._insight_row_check(text, text, text, text, text, text, numeric, numeric, jsonb, jsonb, timestamp with time zone, timestamp with time zone, text, text, text, integer, text)', 'function', 'aura_staff', 'EXECUTE'),
+    ('aura._insight_terminal(text)', 'function', 'aura_reporting', 'EXECUTE'),
+    ('aura._insight_terminal(text)', 'function', 'aura_staff', 'EXECUTE'),
+    ('aura._insight_thread_row_check(text, text, text, integer, bigint)', 'function', 'aura_staff', 'EXECUTE'),
+    ('aura._insight_transition()', 'function', '-', ''),
+    ('aura._orders_sql(aura.orders_sources)', 'function', 'aura_manager', 'EXECUTE'),
+    ('aura._recurrence(timestamp with time zone[])', 'function', 'aura_reporting', 'EXECUTE'),
+    ('aura._recurrence(timestamp with time zone[])', 'function', 'aura_staff', 'EXECUTE'),
+    ('aura._run_detectors(bigint, timestamp with time zone, boolean)', 'function', 'aura_manager', 'EXECUTE'),
+    ('aura._severity_rank(text)', 'function', 'aura_reporting', 'EXECUTE'),
+    ('aura._severity_rank(text)', 'function', 'aura_staff', 'EXECUTE'),
+    ('aura._thread_category(text, boolean, interval)', 'function', 'aura_reporting', 'EXECUTE'),
+    ('aura._thread_category(text, boolean, interval)', 'function', 'aura_staff', 'EXECUTE'),
+    ('aura.acknowledge_insights(bigint[])', 'function', 'aura_staff', 'EXECUTE'),
+    ('aura.detect_churn_risk(bigint, timestamp with time zone, jsonb)', 'function', 'aura_manager', 'EXECUTE'),
+    ('aura.detect_order_value_shift(bigint, timestamp with time zone, jsonb)', 'function', 'aura_manager', 'EXECUTE'),
+    ('aura.detect_sales_anomalies(bigint, timestamp with time zone, jsonb)', 'function', 'aura_manager', 'EXECUTE'),
+    ('aura.detector_runs', 'table', 'aura_manager', 'SELECT'),
+    ('aura.detector_runs_id_seq', 'sequence', '-', ''),
+    ('aura.dismiss_insights(bigint[], text)', 'function', 'aura_staff', 'EXECUTE'),
+    ('aura.expire_insights(timestamp with time zone)', 'function', 'aura_admin', 'EXECUTE'),
+    ('aura.export_insights(jsonb, text)', 'function', 'aura_reporting', 'EXECUTE'),
+    ('aura.export_insights(jsonb, text)', 'function', 'aura_staff', 'EXECUTE'),
+    ('aura.generate_insights(bigint, timestamp with time zone)', 'function', 'aura_manager', 'EXECUTE'),
+    ('aura.insight_actions', 'table', 'aura_reporting', 'SELECT'),
+    ('aura.insight_actions', 'table', 'aura_staff', 'INSERT,SELECT'),
+    ('aura.insight_actions_id_seq', 'sequence', 'aura_staff', 'USAGE'),
+    ('aura.insight_counts', 'view', 'aura_reporting', 'SELECT'),
+    ('aura.insight_counts', 'view', 'aura_staff', 'SELECT'),
+    ('aura.insight_detectors', 'table', 'aura_admin', 'DELETE,INSERT,UPDATE'),
+    ('aura.insight_detectors', 'table', 'aura_manager', 'SELECT'),
+    ('aura.insight_events', 'table', 'aura_manager', 'INSERT,SELECT'),
+    ('aura.insight_events_id_seq', 'sequence', 'aura_manager', 'USAGE'),
+    ('aura.insight_impact', 'view', 'aura_reporting', 'SELECT'),
+    ('aura.insight_impact', 'view', 'aura_staff', 'SELECT'),
+    ('aura.insight_rating_mix', 'view', 'aura_reporting', 'SELECT'),
+    ('aura.insight_rating_mix', 'view', 'aura_staff', 'SELECT'),
+    ('aura.insight_rating_summary', 'view', 'aura_reporting', 'SELECT'),
+    ('aura.insight_rating_summary', 'view', 'aura_staff', 'SELECT'),
+    ('aura.insight_ratings', 'table', 'aura_reporting', 'SELECT'),
+    ('aura.insight_ratings', 'table', 'aura_staff', 'INSERT,SELECT,UPDATE'),
+    ('aura.insight_response_times', 'view', 'aura_reporting', 'SELECT'),
+    ('aura.insight_response_times', 'view', 'aura_staff', 'SELECT'),
+    ('aura.insight_thread_stats', 'view', 'aura_reporting', 'SELECT'),
+    ('aura.insight_thread_stats', 'view', 'aura_staff', 'SELECT'),
+    ('aura.insight_threads', 'table', 'aura_manager', 'INSERT,UPDATE'),
+    ('aura.insight_threads', 'table', 'aura_reporting', 'SELECT'),
+    ('aura.insight_threads', 'table', 'aura_staff', 'SELECT'),
+    ('aura.insight_threads_id_seq', 'sequence', 'aura_manager', 'USAGE'),
+    ('aura.insight_trends', 'view', 'aura_reporting', 'SELECT'),
+    ('aura.insight_trends', 'view', 'aura_staff', 'SELECT'),
+    ('aura.insights', 'table', 'aura_manager', 'INSERT,UPDATE'),
+    ('aura.insights', 'table', 'aura_reporting', 'SELECT'),
+    ('aura.insights', 'table', 'aura_staff', 'SELECT,UPDATE(acknowledged_at,acknowledged_by,resolution_notes,resolved_at,resolved_by,status,updated_at)'),
+    ('aura.insights_config(bigint)', 'function', 'aura_reporting', 'EXECUTE'),
+    ('aura.insights_config(bigint)', 'function', 'aura_staff', 'EXECUTE'),
+    ('aura.insights_id_seq', 'sequence', 'aura_manager', 'USAGE'),
+    ('aura.list_insights(jsonb, text, integer, text)', 'function', 'aura_reporting', 'EXECUTE'),
+    ('aura.list_insights(jsonb, text, integer, text)', 'function', 'aura_staff', 'EXECUTE'),
+    ('aura.merge_threads(bigint, bigint)', 'function', 'aura_manager', 'EXECUTE'),
+    ('aura.orders_sources', 'table', 'aura_admin', 'DELETE,INSERT,UPDATE'),
+    ('aura.orders_sources', 'table', 'aura_manager', 'SELECT'),
+    ('aura.rate_insight(bigint, text, text)', 'function', 'aura_staff', 'EXECUTE'),
+    ('aura.record_insight(bigint, text, text, text, text, jsonb)', 'function', 'aura_manager', 'EXECUTE'),
+    ('aura.record_insight_action(bigint, text, jsonb, numeric)', 'function', 'aura_staff', 'EXECUTE'),
+    ('aura.register_detector(text, regprocedure, interval, jsonb)', 'function', 'aura_admin', 'EXECUTE'),
+    ('aura.register_orders_source(regclass, name, name, name, name, name)', 'function', 'aura_admin', 'EXECUTE'),
+    ('aura.run_detectors(timestamp with time zone)', 'function', 'aura_admin', 'EXECUTE'),
+    ('aura.thread_timeline(bigint)', 'function', 'aura_reporting', 'EXECUTE'),
+    ('aura.thread_timeline(bigint)', 'function', 'aura_staff', 'EXECUTE'),
+    ('aura.top_insights(integer, numeric)', 'function', 'aura_reporting', 'EXECUTE'),
+    ('aura.top_insights(integer, numeric)', 'function', 'aura_staff', 'EXECUTE'),
+    ('aura.update_insight_status(bigint, text, text)', 'function', 'aura_staff', 'EXECUTE');

@@ -70,4 +70,18 @@ $node->start;
 is($node->safe_psql('postgres', 'SELECT count(*) FROM aura.locations'), '3', 'committed row survives an immediate stop');
 
 $node->stop;
+
+# without shared_preload_libraries aura still works: the library loads on
+# first use (no FATAL for start-time GUCs) and the checklist says what is missing
+my $plain = PostgreSQL::Test::Cluster->new('not_preloaded');
+$plain->init;
+$plain->append_conf('postgresql.conf', "aura.database = 'postgres'\n");
+$plain->start;
+$plain->safe_psql('postgres', 'CREATE EXTENSION aura CASCADE');
+is($plain->safe_psql('postgres', "INSERT INTO aura.restaurants (id, name) VALUES (5, 'R'); SELECT aura.set_context(5); SELECT aura.current_restaurant()"),
+    "\n5", 'functions work without preloading');
+is($plain->safe_psql('postgres', "SHOW aura.database"), 'postgres', 'start-time GUCs still readable');
+like($plain->safe_psql('postgres', "SELECT ok || ' ' || detail FROM aura.deployment_check() WHERE name = 'preload_and_worker'"),
+    qr/^false .*shared_preload_libraries/, 'deployment_check says aura is not preloaded');
+$plain->stop;
 done_testing();

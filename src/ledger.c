@@ -1,0 +1,1338 @@
+/*
+ * ledger.c
+ *	  The points ledger: posting engine and its SQL entry points
+ *	  (earn_points, spend_points, adjust_points, transfer_points,
+ *	  expire_points) and the append-only guard of aura.points_transactions.
+ *
+ * Every posting runs in this order, which is what makes it deadlock-free:
+ *	 1. the idempotency key's advisory lock (transaction-scoped), then the
+ *		lookup of the key: a used key answers with its original transaction;
+ *	 2. the account rows, FOR UPDATE, in ascending customer id;
+ *	 3. lots, ledger row, account update, tier recalculation.
+ * Lots are touched only under their account's lock.  The queries are SPI
+ * plans prepared once per backend and kept (SPI_keepplan).
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "common/hashfn.h"
+#include "common/int.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/lock.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/numeric.h"
+#include "utils/timestamp.h"
+
+#include "aura.h"
+#include "context.h"
+#include "ledger.h"
+#include "ledger_config.h"
+#include "tiers.h"
+
+#define KEY_MAX 200
+#define TEXT_MAX 200
+#define REASON_MAX 1000
+
+/* advisory lock field4 of aura's idempotency keys ("AU") */
+#define LEDGER_LOCK_CLASS 0x4155
+
+static const char *const kind_names[] = {
+	"earn", "redeem", "adjust", "transfer_out", "transfer_in", "expire",
+	"reversal", "bonus", "migration"
+};
+
+/* state of a locked account */
+typedef struct Account
+{
+	int64		restaurant_id;
+	int64		customer_id;
+	int64		balance;
+	int64		pending;
+	int64		lifetime_earned;
+	int64		lifetime_spent;
+	Numeric		spend_amount;
+	int64		order_count;
+	char		tier[TIER_NAME_MAX];
+	bool		has_tier;
+	TimestampTz tier_since;
+	TimestampTz enrolled_at;
+	char		status[8];
+} Account;
+
+/* a lot consumed by a debit, mirrored by the credit of a transfer */
+typedef struct ConsumedLot
+{
+	int64		amount;
+	bool		has_expiry;
+	TimestampTz expires_at;
+	TimestampTz available_at;
+} ConsumedLot;
+
+static SPIPlanPtr plan_key_find;
+static SPIPlanPtr plan_acc_lock;
+static SPIPlanPtr plan_acc_create;
+static SPIPlanPtr plan_restaurant;
+static SPIPlanPtr plan_lots;
+static SPIPlanPtr plan_lot_update;
+static SPIPlanPtr plan_lot_insert;
+static SPIPlanPtr plan_tx_insert;
+static SPIPlanPtr plan_acc_update;
+static SPIPlanPtr plan_pending;
+static SPIPlanPtr plan_event;
+
+const char *
+LedgerKindName(LedgerKind kind)
+{
+	return kind_names[kind];
+}
+
+/*
+ * LedgerInit
+ *		Init of the loyalty module (ledger, tiers, orders).
+ */
+void
+LedgerInit(void)
+{
+	TiersInit();
+	OrdersInit();
+}
+
+/*
+ * LedgerPlan
+ *		Prepare a query once per backend and keep it.
+ */
+SPIPlanPtr
+LedgerPlan(SPIPlanPtr *slot, const char *sql, int nargs, const Oid *types)
+{
+	if (*slot == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(sql, nargs, (Oid *) types);
+
+		if (plan == NULL)
+			elog(ERROR, "aura: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "aura: SPI_keepplan failed");
+		*slot = plan;
+	}
+	return *slot;
+}
+
+/*
+ * LedgerCheckTenant
+ *		The role calling aura (outside any SECURITY DEFINER function, i.e.
+ *		the session's role after SET ROLE) must be aura_admin or have the
+ *		restaurant in its context.
+ */
+void
+LedgerCheckTenant(int64 restaurant_id)
+{
+	Oid			caller = GetOuterUserId();
+	Oid			admin;
+	int64		ctx;
+
+	if (superuser_arg(caller))
+		return;
+	admin = get_role_oid("aura_admin", true);
+	if (OidIsValid(admin) && has_privs_of_role(caller, admin))
+		return;
+	if (AuraCurrentRestaurant(&ctx) && ctx == restaurant_id)
+		return;
+	if (restaurant_id == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("no restaurant in the context of this session"),
+				 errdetail("Only aura_admin acts on every restaurant."),
+				 errhint("Call aura.set_context(restaurant_id) first.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("restaurant " INT64_FORMAT " is not in the context of this session", restaurant_id),
+			 errdetail("The session's restaurant is %s.",
+					   AuraCurrentRestaurant(&ctx) ? psprintf(INT64_FORMAT, ctx) : "not set"),
+			 errhint("Call aura.set_context(restaurant_id) first.")));
+}
+
+/*
+ * LedgerLockKey
+ *		Transaction-scoped advisory lock of an idempotency key of a
+ *		restaurant: the second session with the same key waits for the first
+ *		to finish, then finds its row.
+ */
+void
+LedgerLockKey(int64 restaurant_id, const char *key)
+{
+	LOCKTAG		tag;
+	uint64		h;
+
+	h = hash_bytes_extended((const unsigned char *) key, strlen(key), (uint64) restaurant_id);
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (h >> 32), (uint32) h, LEDGER_LOCK_CLASS);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+}
+
+/*
+ * LedgerEmitEvent
+ *		Record an event in the loyalty outbox (aura.loyalty_events).
+ */
+void
+LedgerEmitEvent(int64 restaurant_id, const char *event_type, const char *json)
+{
+	static const Oid types[3] = {INT8OID, TEXTOID, TEXTOID};
+	Datum		values[3];
+	int			rc;
+
+	LedgerPlan(&plan_event,
+			   "INSERT INTO aura.loyalty_events (restaurant_id, event_type, data) "
+			   "VALUES ($1, $2, $3::jsonb)", 3, types);
+	values[0] = Int64GetDatum(restaurant_id);
+	values[1] = CStringGetTextDatum(event_type);
+	values[2] = CStringGetTextDatum(json);
+	rc = SPI_execute_plan(plan_event, values, NULL, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "aura: event insert failed: %s", SPI_result_code_string(rc));
+}
+
+/* text of a nullable string for messages */
+static const char *
+Show(const char *s)
+{
+	return s ? quote_literal_cstr(s) : "NULL";
+}
+
+static bool
+StrEq(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+
+static char *
+GetText(HeapTuple tup, TupleDesc desc, int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(d);
+}
+
+static int64
+GetInt64(HeapTuple tup, TupleDesc desc, int col, bool *isnull)
+{
+	bool		n;
+	Datum		d = SPI_getbinval(tup, desc, col, &n);
+
+	if (isnull)
+		*isnull = n;
+	return n ? 0 : DatumGetInt64(d);
+}
+
+/*
+ * KeyLookup
+ *		Take the key's lock and look it up.  A used key returns true and its
+ *		transaction id, after checking (unless key_exists_ok) that the request
+ *		is the same as the original; a different one raises 23505 naming the
+ *		first field that differs.
+ */
+static bool
+KeyLookup(LedgerPosting *p, int64 *txid)
+{
+	static const Oid types[2] = {INT8OID, TEXTOID};
+	Datum		values[2];
+	int			rc;
+	HeapTuple	tup;
+	TupleDesc	desc;
+	char	   *kind;
+	int64		customer,
+				points,
+				counterparty;
+	bool		no_counterparty;
+	char	   *reference,
+			   *reason;
+	const char *field = NULL;
+	const char *label = NULL;
+	char	   *was = NULL,
+			   *now = NULL;
+
+	LedgerLockKey(p->restaurant_id, p->idempotency_key);
+	LedgerPlan(&plan_key_find,
+			   "SELECT id, kind, customer_id, points, reference, reason, counterparty "
+			   "FROM aura.points_transactions WHERE restaurant_id = $1 AND idempotency_key = $2",
+			   2, types);
+	values[0] = Int64GetDatum(p->restaurant_id);
+	values[1] = CStringGetTextDatum(p->idempotency_key);
+	rc = SPI_execute_plan(plan_key_find, values, NULL, false, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "aura: key lookup failed: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 0)
+		return false;
+
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	*txid = GetInt64(tup, desc, 1, NULL);
+	if (p->key_exists_ok)
+		return true;
+
+	kind = GetText(tup, desc, 2);
+	customer = GetInt64(tup, desc, 3, NULL);
+	points = GetInt64(tup, desc, 4, NULL);
+	reference = GetText(tup, desc, 5);
+	reason = GetText(tup, desc, 6);
+	counterparty = GetInt64(tup, desc, 7, &no_counterparty);
+
+	if (strcmp(kind, LedgerKindName(p->kind)) != 0)
+	{
+		field = "a different operation";
+		label = "operation";
+		was = kind;
+		now = pstrdup(LedgerKindName(p->kind));
+	}
+	else if (customer != p->customer_id)
+	{
+		field = "a different customer";
+		label = "customer";
+		was = psprintf(INT64_FORMAT, customer);
+		now = psprintf(INT64_FORMAT, p->customer_id);
+	}
+	else if (points != p->points)
+	{
+		field = "different points";
+		label = "points";
+		was = psprintf(INT64_FORMAT, points < 0 && p->points < 0 ? -points : points);
+		now = psprintf(INT64_FORMAT, points < 0 && p->points < 0 ? -p->points : p->points);
+	}
+	else if (p->has_counterparty != !no_counterparty ||
+			 (p->has_counterparty && counterparty != p->counterparty))
+	{
+		field = "a different counterparty";
+		label = "counterparty";
+		was = no_counterparty ? "none" : psprintf(INT64_FORMAT, counterparty);
+		now = p->has_counterparty ? psprintf(INT64_FORMAT, p->counterparty) : "none";
+	}
+	else if (!StrEq(reference, p->reference))
+	{
+		field = "a different reference";
+		label = "reference";
+		was = (char *) Show(reference);
+		now = (char *) Show(p->reference);
+	}
+	else if (!StrEq(reason, p->reason))
+	{
+		field = "a different reason";
+		label = "reason";
+		was = (char *) Show(reason);
+		now = (char *) Show(p->reason);
+	}
+	if (field != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNIQUE_VIOLATION),
+				 errmsg("idempotency key \"%s\" was already used with %s",
+						p->idempotency_key, field),
+				 errdetail("Transaction " INT64_FORMAT " has %s %s; this request has %s %s.",
+						   *txid, label, was, label, now),
+				 errhint("Retry with the original arguments, or use a new idempotency key.")));
+	return true;
+}
+
+/*
+ * LockAccount
+ *		Lock the account row FOR UPDATE and read it; create it first when
+ *		asked (with the restaurant's base tier).  Returns false when the
+ *		account does not exist and was not to be created.
+ */
+static bool
+LockAccount(Account *acc, int64 restaurant_id, int64 customer_id, bool create)
+{
+	static const Oid types2[2] = {INT8OID, INT8OID};
+	static const Oid types3[3] = {INT8OID, INT8OID, TEXTOID};
+	static const Oid types1[1] = {INT8OID};
+	Datum		values[3];
+	int			rc;
+	int			attempt;
+
+	LedgerPlan(&plan_acc_lock,
+			   "SELECT balance, pending, lifetime_earned, lifetime_spent, lifetime_spend_amount, "
+			   "order_count, tier, tier_since, enrolled_at, status "
+			   "FROM aura.loyalty_accounts WHERE restaurant_id = $1 AND customer_id = $2 FOR UPDATE",
+			   2, types2);
+	values[0] = Int64GetDatum(restaurant_id);
+	values[1] = Int64GetDatum(customer_id);
+
+	for (attempt = 0; attempt < 2; attempt++)
+	{
+		rc = SPI_execute_plan(plan_acc_lock, values, NULL, false, 1);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "aura: account lock failed: %s", SPI_result_code_string(rc));
+		if (SPI_processed == 1)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[0];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		isnull;
+			char	   *s;
+
+			acc->restaurant_id = restaurant_id;
+			acc->customer_id = customer_id;
+			acc->balance = GetInt64(tup, desc, 1, NULL);
+			acc->pending = GetInt64(tup, desc, 2, NULL);
+			acc->lifetime_earned = GetInt64(tup, desc, 3, NULL);
+			acc->lifetime_spent = GetInt64(tup, desc, 4, NULL);
+			acc->spend_amount = DatumGetNumericCopy(SPI_getbinval(tup, desc, 5, &isnull));
+			acc->order_count = GetInt64(tup, desc, 6, NULL);
+			s = GetText(tup, desc, 7);
+			acc->has_tier = s != NULL;
+			strlcpy(acc->tier, s ? s : "", TIER_NAME_MAX);
+			acc->tier_since = DatumGetTimestampTz(SPI_getbinval(tup, desc, 8, &isnull));
+			if (isnull)
+				acc->tier_since = 0;
+			acc->enrolled_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 9, &isnull));
+			strlcpy(acc->status, GetText(tup, desc, 10), sizeof(acc->status));
+			return true;
+		}
+		if (!create || attempt > 0)
+			break;
+
+		/* first use: the restaurant must exist; the account gets the base tier */
+		LedgerPlan(&plan_restaurant, "SELECT 1 FROM aura.restaurants WHERE id = $1", 1, types1);
+		rc = SPI_execute_plan(plan_restaurant, values, NULL, false, 1);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "aura: restaurant lookup failed");
+		if (SPI_processed == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_NO_DATA_FOUND),
+					 errmsg("restaurant " INT64_FORMAT " does not exist", restaurant_id)));
+		{
+			const TierSet *tiers = TiersGet(restaurant_id);
+
+			values[2] = CStringGetTextDatum(tiers->ntiers > 0 ? tiers->tiers[0].name : "");
+		}
+		LedgerPlan(&plan_acc_create,
+				   "INSERT INTO aura.loyalty_accounts (restaurant_id, customer_id, tier, tier_since) "
+				   "VALUES ($1, $2, nullif($3, ''), now()) ON CONFLICT DO NOTHING",
+				   3, types3);
+		rc = SPI_execute_plan(plan_acc_create, values, NULL, false, 0);
+		if (rc != SPI_OK_INSERT)
+			elog(ERROR, "aura: account insert failed: %s", SPI_result_code_string(rc));
+	}
+	return false;
+}
+
+/*
+ * DebitLots
+ *		Take amount points out of the account's open lots, oldest expiry
+ *		first (lots without expiry last).  available_only skips pending lots.
+ *		prefer_tx: the lot of this transaction goes first (reversals).
+ *		Returns what was taken (may be less than amount); consumed lots are
+ *		appended to *consumed when it is not NULL.
+ */
+static int64
+DebitLots(Account *acc, int64 amount, bool available_only, int64 prefer_tx,
+		  List **consumed, int64 *available_out)
+{
+	static const Oid types[3] = {INT8OID, INT8OID, INT8OID};
+	static const Oid utypes[3] = {INT8OID, INT8OID, INT8OID};
+	Datum		values[3];
+	int			rc;
+	uint64		i;
+	int64		taken = 0;
+	int64		available = 0;
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	SPITupleTable *tt;
+	int64	   *ids;
+	int64	   *rem;
+	int64	   *take;
+
+	LedgerPlan(&plan_lots,
+			   "SELECT id, remaining, expires_at, available_at, transaction_id = $3 AS preferred "
+			   "FROM aura.points_lots WHERE restaurant_id = $1 AND customer_id = $2 AND remaining > 0 "
+			   "ORDER BY transaction_id = $3 DESC, expires_at NULLS LAST, id",
+			   3, types);
+	values[0] = Int64GetDatum(acc->restaurant_id);
+	values[1] = Int64GetDatum(acc->customer_id);
+	values[2] = Int64GetDatum(prefer_tx);
+	rc = SPI_execute_plan(plan_lots, values, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "aura: lot scan failed: %s", SPI_result_code_string(rc));
+	tt = SPI_tuptable;
+	ids = palloc(sizeof(int64) * (SPI_processed + 1));
+	rem = palloc(sizeof(int64) * (SPI_processed + 1));
+	take = palloc0(sizeof(int64) * (SPI_processed + 1));
+	{
+		uint64		n = SPI_processed;
+
+		for (i = 0; i < n; i++)
+		{
+			HeapTuple	tup = tt->vals[i];
+			bool		noexp;
+			bool		isnull;
+			TimestampTz exp = DatumGetTimestampTz(SPI_getbinval(tup, tt->tupdesc, 3, &noexp));
+			TimestampTz avail = DatumGetTimestampTz(SPI_getbinval(tup, tt->tupdesc, 4, &isnull));
+			int64		t;
+
+			ids[i] = GetInt64(tup, tt->tupdesc, 1, NULL);
+			rem[i] = GetInt64(tup, tt->tupdesc, 2, NULL);
+			if (available_only && avail > now)
+				continue;
+			available += rem[i];
+			if (taken >= amount)
+				continue;
+			t = Min(rem[i], amount - taken);
+			take[i] = t;
+			taken += t;
+			if (consumed)
+			{
+				ConsumedLot *c = palloc(sizeof(ConsumedLot));
+
+				c->amount = t;
+				c->has_expiry = !noexp;
+				c->expires_at = exp;
+				c->available_at = avail;
+				*consumed = lappend(*consumed, c);
+			}
+		}
+		if (available_out)
+			*available_out = available;
+		/* a debit beyond what is available changes nothing here */
+		if (available_only && taken < amount)
+			return taken;
+
+		LedgerPlan(&plan_lot_update,
+				   "UPDATE aura.points_lots SET remaining = remaining - $3 "
+				   "WHERE restaurant_id = $1 AND id = $2", 3, utypes);
+		for (i = 0; i < n; i++)
+		{
+			if (take[i] == 0)
+				continue;
+			values[0] = Int64GetDatum(acc->restaurant_id);
+			values[1] = Int64GetDatum(ids[i]);
+			values[2] = Int64GetDatum(take[i]);
+			rc = SPI_execute_plan(plan_lot_update, values, NULL, false, 0);
+			if (rc != SPI_OK_UPDATE || SPI_processed != 1)
+				elog(ERROR, "aura: lot update failed");
+		}
+	}
+	return taken;
+}
+
+/* insert one lot of a credit */
+static void
+InsertLot(Account *acc, int64 txid, int64 amount, int64 remaining, bool has_expiry,
+		  TimestampTz expires_at, TimestampTz available_at)
+{
+	static const Oid types[7] = {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID,
+	TIMESTAMPTZOID, TIMESTAMPTZOID};
+	Datum		values[7];
+	char		nulls[7] = "       ";
+	int			rc;
+
+	LedgerPlan(&plan_lot_insert,
+			   "INSERT INTO aura.points_lots (restaurant_id, customer_id, transaction_id, amount, "
+			   "remaining, expires_at, available_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+			   7, types);
+	values[0] = Int64GetDatum(acc->restaurant_id);
+	values[1] = Int64GetDatum(acc->customer_id);
+	values[2] = Int64GetDatum(txid);
+	values[3] = Int64GetDatum(amount);
+	values[4] = Int64GetDatum(remaining);
+	values[5] = TimestampTzGetDatum(expires_at);
+	if (!has_expiry)
+		nulls[5] = 'n';
+	values[6] = TimestampTzGetDatum(available_at);
+	rc = SPI_execute_plan(plan_lot_insert, values, nulls, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "aura: lot insert failed: %s", SPI_result_code_string(rc));
+}
+
+/* the pending points of an account: open lots not yet available */
+static int64
+PendingOf(Account *acc)
+{
+	static const Oid types[2] = {INT8OID, INT8OID};
+	Datum		values[2];
+	int			rc;
+
+	LedgerPlan(&plan_pending,
+			   "SELECT coalesce(sum(remaining), 0)::bigint FROM aura.points_lots "
+			   "WHERE restaurant_id = $1 AND customer_id = $2 AND remaining > 0 AND available_at > now()",
+			   2, types);
+	values[0] = Int64GetDatum(acc->restaurant_id);
+	values[1] = Int64GetDatum(acc->customer_id);
+	rc = SPI_execute_plan(plan_pending, values, NULL, false, 1);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "aura: pending sum failed");
+	return GetInt64(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, NULL);
+}
+
+static void
+PointsOverflow(const char *what, int64 a, int64 b)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+			 errmsg("points out of range"),
+			 errdetail("%s " INT64_FORMAT " plus " INT64_FORMAT " exceeds the bigint range.", what, a, b)));
+}
+
+/* insert the ledger row; returns its id */
+static int64
+InsertTransaction(LedgerPosting *p, Account *acc, int64 points, int64 before,
+				  bool has_expiry, TimestampTz expires_at, bool has_available,
+				  TimestampTz available_at)
+{
+	static const Oid types[16] = {INT8OID, INT8OID, TEXTOID, INT8OID, INT8OID, INT8OID,
+		TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID,
+	TEXTOID, INT8OID, NUMERICOID};
+	Datum		values[16];
+	char		nulls[17] = "                ";
+	int			rc;
+	int64		user;
+	bool		isnull;
+
+	LedgerPlan(&plan_tx_insert,
+			   "INSERT INTO aura.points_transactions (restaurant_id, customer_id, kind, points, "
+			   "balance_before, balance_after, source, reference, idempotency_key, reason, "
+			   "counterparty, expires_at, available_at, actor_role, actor_user, amount) "
+			   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) "
+			   "RETURNING id",
+			   16, types);
+	values[0] = Int64GetDatum(p->restaurant_id);
+	values[1] = Int64GetDatum(p->customer_id);
+	values[2] = CStringGetTextDatum(LedgerKindName(p->kind));
+	values[3] = Int64GetDatum(points);
+	values[4] = Int64GetDatum(before);
+	values[5] = Int64GetDatum(before + points);
+	values[6] = CStringGetTextDatum(p->source);
+	if (p->reference)
+		values[7] = CStringGetTextDatum(p->reference);
+	else
+		nulls[7] = 'n';
+	if (p->idempotency_key)
+		values[8] = CStringGetTextDatum(p->idempotency_key);
+	else
+		nulls[8] = 'n';
+	if (p->reason)
+		values[9] = CStringGetTextDatum(p->reason);
+	else
+		nulls[9] = 'n';
+	values[10] = Int64GetDatum(p->counterparty);
+	if (!p->has_counterparty)
+		nulls[10] = 'n';
+	values[11] = TimestampTzGetDatum(expires_at);
+	if (!has_expiry)
+		nulls[11] = 'n';
+	values[12] = TimestampTzGetDatum(available_at);
+	if (!has_available)
+		nulls[12] = 'n';
+	values[13] = CStringGetTextDatum(GetUserNameFromId(GetOuterUserId(), false));
+	if (AuraCurrentUser(&user))
+		values[14] = Int64GetDatum(user);
+	else
+		nulls[14] = 'n';
+	if (p->amount)
+		values[15] = NumericGetDatum(p->amount);
+	else
+		nulls[15] = 'n';
+	rc = SPI_execute_plan(plan_tx_insert, values, nulls, false, 0);
+	if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+		elog(ERROR, "aura: ledger insert failed: %s", SPI_result_code_string(rc));
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/* write the account's figures back */
+static void
+UpdateAccount(Account *acc)
+{
+	static const Oid types[10] = {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID,
+	NUMERICOID, INT8OID, TEXTOID, TIMESTAMPTZOID};
+	Datum		values[10];
+	char		nulls[11] = "          ";
+	int			rc;
+
+	LedgerPlan(&plan_acc_update,
+			   "UPDATE aura.loyalty_accounts SET balance = $3, pending = $4, lifetime_earned = $5, "
+			   "lifetime_spent = $6, lifetime_spend_amount = $7, order_count = $8, tier = $9, "
+			   "tier_since = $10 WHERE restaurant_id = $1 AND customer_id = $2",
+			   10, types);
+	values[0] = Int64GetDatum(acc->restaurant_id);
+	values[1] = Int64GetDatum(acc->customer_id);
+	values[2] = Int64GetDatum(acc->balance);
+	values[3] = Int64GetDatum(acc->pending);
+	values[4] = Int64GetDatum(acc->lifetime_earned);
+	values[5] = Int64GetDatum(acc->lifetime_spent);
+	values[6] = NumericGetDatum(acc->spend_amount);
+	values[7] = Int64GetDatum(acc->order_count);
+	values[8] = CStringGetTextDatum(acc->tier);
+	if (!acc->has_tier)
+		nulls[8] = 'n';
+	values[9] = TimestampTzGetDatum(acc->tier_since);
+	if (acc->tier_since == 0)
+		nulls[9] = 'n';
+	rc = SPI_execute_plan(plan_acc_update, values, nulls, false, 0);
+	if (rc != SPI_OK_UPDATE || SPI_processed != 1)
+		elog(ERROR, "aura: account update failed");
+}
+
+/*
+ * RecalculateTier
+ *		Upgrade at once when the account qualifies for a higher tier.
+ *		Downgrades happen only in aura.review_tiers.
+ */
+static void
+RecalculateTier(Account *acc)
+{
+	const TierSet *set = TiersGet(acc->restaurant_id);
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	int			cur,
+				q;
+
+	if (set->ntiers == 0)
+		return;
+	cur = acc->has_tier ? TiersFind(set, acc->tier) : -1;
+	q = TiersQualify(set, acc->lifetime_earned, acc->spend_amount, acc->order_count,
+					 acc->enrolled_at, now);
+	if (q > cur)
+	{
+		char		old[TIER_NAME_MAX];
+		bool		had = acc->has_tier;
+
+		strlcpy(old, acc->tier, TIER_NAME_MAX);
+		strlcpy(acc->tier, set->tiers[q].name, TIER_NAME_MAX);
+		acc->has_tier = true;
+		acc->tier_since = now;
+		TiersRecordChange(acc->restaurant_id, acc->customer_id, had ? old : NULL,
+						  acc->tier, "upgrade");
+	}
+}
+
+static void
+CheckStatus(Account *acc, LedgerPosting *p)
+{
+	if (strcmp(acc->status, "active") == 0)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("loyalty account of customer " INT64_FORMAT " is %s", acc->customer_id, acc->status),
+			 errdetail("No %s can be posted to a %s account.", LedgerKindName(p->kind), acc->status),
+			 errhint("A manager can reactivate it: UPDATE aura.loyalty_accounts SET status = 'active'.")));
+}
+
+static void
+AddNumeric(Numeric *acc, Numeric delta)
+{
+	*acc = DatumGetNumeric(DirectFunctionCall2(numeric_add, NumericGetDatum(*acc),
+											   NumericGetDatum(delta)));
+}
+
+/*
+ * ApplyLocked
+ *		The posting proper, on an account locked by the caller.  Credits
+ *		create a lot (its remaining first pays a negative balance back);
+ *		debits consume lots.  consumed/credit_lots connect the two halves
+ *		of a transfer.  Returns the transaction id.
+ */
+static int64
+ApplyLocked(LedgerPosting *p, Account *acc, List **consumed, List *credit_lots)
+{
+	const LedgerConfig *cfg = LedgerConfigGet(p->restaurant_id);
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	int64		before = acc->balance;
+	int64		points = p->points;
+	int64		after;
+	int64		txid;
+	bool		has_expiry = false;
+	TimestampTz expires_at = 0;
+	TimestampTz available_at = now;
+	bool		new_lot = false;
+
+	if (p->earn_base)
+	{
+		const TierSet *set = TiersGet(acc->restaurant_id);
+		int			t = acc->has_tier ? TiersFind(set, acc->tier) : -1;
+		Numeric		x = p->earn_base;
+
+		if (t >= 0)
+			x = DatumGetNumeric(DirectFunctionCall2(numeric_mul, NumericGetDatum(x),
+													NumericGetDatum(set->tiers[t].multiplier)));
+		x = DatumGetNumeric(DirectFunctionCall1(numeric_floor, NumericGetDatum(x)));
+		if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(x),
+											  NumericGetDatum(int64_to_numeric(0)))) < 0)
+			x = int64_to_numeric(0);
+		points = DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(x)));
+		p->points = points;
+	}
+	p->out_orders_before = acc->order_count;
+	p->out_spend_before = acc->spend_amount;
+
+	if (points > 0)
+	{
+		if (pg_add_s64_overflow(before, points, &after))
+			PointsOverflow("balance", before, points);
+		if (p->kind != LK_TRANSFER_IN)
+		{
+			int64		dummy;
+
+			if (pg_add_s64_overflow(acc->lifetime_earned, points, &dummy))
+				PointsOverflow("lifetime points", acc->lifetime_earned, points);
+			acc->lifetime_earned = dummy;
+		}
+		if (p->kind != LK_TRANSFER_IN)
+		{
+			new_lot = true;
+			if (cfg->points_expiry_days > 0)
+			{
+				has_expiry = true;
+				expires_at = now + (TimestampTz) cfg->points_expiry_days * USECS_PER_DAY;
+			}
+			if (p->kind == LK_EARN && cfg->pending_days > 0)
+				available_at = now + (TimestampTz) cfg->pending_days * USECS_PER_DAY;
+		}
+	}
+	else if (points < 0)
+	{
+		int64		want;
+		int64		available = 0;
+		int64		taken;
+		bool		available_only = (p->kind == LK_REDEEM || p->kind == LK_TRANSFER_OUT);
+
+		if (points == PG_INT64_MIN)
+			PointsOverflow("balance", before, points);
+		want = -points;
+		if (available_only)
+		{
+			taken = DebitLots(acc, want, true, 0, consumed, &available);
+			if (taken < want)
+				ereport(ERROR,
+						(errcode(ERRCODE_CHECK_VIOLATION),
+						 errmsg("insufficient points"),
+						 errdetail("Customer " INT64_FORMAT " has " INT64_FORMAT " points available "
+								   "(balance " INT64_FORMAT ", " INT64_FORMAT " pending); "
+								   INT64_FORMAT " requested.",
+								   acc->customer_id, available, acc->balance,
+								   acc->balance > available ? acc->balance - available : 0, want)));
+		}
+		else
+		{
+			if (!cfg->allow_negative_balance && before < want)
+			{
+				if (p->clamp_debit)
+				{
+					if (p->reason == NULL)
+						p->reason = psprintf("only " INT64_FORMAT " of " INT64_FORMAT " points were left to take back",
+											 before > 0 ? before : 0, want);
+					want = before > 0 ? before : 0;
+					points = -want;
+				}
+				else
+					ereport(ERROR,
+							(errcode(ERRCODE_CHECK_VIOLATION),
+							 errmsg("insufficient points"),
+							 errdetail("Customer " INT64_FORMAT " has a balance of " INT64_FORMAT
+									   "; taking " INT64_FORMAT " (%s) would make it negative.",
+									   acc->customer_id, before, want, LedgerKindName(p->kind)),
+							 errhint("Negative balances need the setting loyalty.allow_negative_balance.")));
+			}
+			if (pg_sub_s64_overflow(before, want, &after))
+				PointsOverflow("balance", before, points);
+			(void) DebitLots(acc, want, false, p->prefer_lot_tx, consumed, NULL);
+		}
+		if (p->kind == LK_REDEEM)
+		{
+			if (pg_add_s64_overflow(acc->lifetime_spent, want, &acc->lifetime_spent))
+				PointsOverflow("lifetime spent", acc->lifetime_spent, want);
+		}
+		else if (p->kind == LK_REVERSAL)
+			acc->lifetime_earned = acc->lifetime_earned > want ? acc->lifetime_earned - want : 0;
+	}
+	after = before + points;
+
+	txid = InsertTransaction(p, acc, points, before, has_expiry, expires_at,
+							 points > 0 && p->kind != LK_TRANSFER_IN, available_at);
+
+	if (new_lot)
+	{
+		/* a negative balance is paid back first */
+		int64		open = after > 0 ? Min(points, after) : 0;
+
+		InsertLot(acc, txid, points, open, has_expiry, expires_at, available_at);
+	}
+	else if (points > 0)
+	{
+		/* transfer_in: mirror the lots the sender gave up */
+		ListCell   *lc;
+
+		foreach(lc, credit_lots)
+		{
+			ConsumedLot *c = lfirst(lc);
+
+			InsertLot(acc, txid, c->amount, c->amount, c->has_expiry, c->expires_at,
+					  c->available_at);
+		}
+	}
+
+	acc->balance = after;
+	if (p->spend_delta)
+		AddNumeric(&acc->spend_amount, p->spend_delta);
+	acc->order_count += p->order_delta;
+	if (acc->pending > 0 || available_at > now)
+		acc->pending = PendingOf(acc);
+	RecalculateTier(acc);
+	UpdateAccount(acc);
+	p->out_points = points;
+	p->out_orders_after = acc->order_count;
+	p->out_spend_after = acc->spend_amount;
+	return txid;
+}
+
+/*
+ * LedgerPost
+ *		Post one entry: key lock and lookup, account lock, then the posting.
+ *		*posted is false when an earlier transaction with the same key is
+ *		returned (or an inactive account was skipped).
+ */
+int64
+LedgerPost(LedgerPosting *p, bool *posted)
+{
+	Account		acc;
+	int64		txid;
+
+	if (posted)
+		*posted = false;
+	if (p->idempotency_key && KeyLookup(p, &txid))
+		return txid;
+	if (!LockAccount(&acc, p->restaurant_id, p->customer_id, p->create_account))
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("customer " INT64_FORMAT " has no loyalty account in restaurant " INT64_FORMAT,
+						p->customer_id, p->restaurant_id),
+				 errhint("Accounts are created by their first earning.")));
+	if (p->skip_inactive && strcmp(acc.status, "active") != 0)
+		return 0;
+	CheckStatus(&acc, p);
+	txid = ApplyLocked(p, &acc, NULL, NULL);
+	if (posted)
+		*posted = true;
+	return txid;
+}
+
+/* ---------------------------------------------------------------------------
+ * SQL entry points
+ * ---------------------------------------------------------------------------
+ */
+
+static int64
+ArgId(FunctionCallInfo fcinfo, int n, const char *name)
+{
+	int64		v;
+
+	if (PG_ARGISNULL(n))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be NULL", name)));
+	v = PG_GETARG_INT64(n);
+	if (v <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be a positive id", name),
+				 errdetail("%s is " INT64_FORMAT ".", name, v)));
+	return v;
+}
+
+static char *
+ArgText(FunctionCallInfo fcinfo, int n, const char *name, int maxlen)
+{
+	char	   *s;
+
+	if (PG_NARGS() <= n || PG_ARGISNULL(n))
+		return NULL;
+	s = text_to_cstring(PG_GETARG_TEXT_PP(n));
+	if (s[0] == '\0' || strlen(s) > (size_t) maxlen)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be 1 to %d characters long", name, maxlen),
+				 errdetail("It has %zu.", strlen(s))));
+	return s;
+}
+
+static int64
+ArgPoints(FunctionCallInfo fcinfo, int n, bool nonzero_only)
+{
+	int64		v;
+
+	if (PG_ARGISNULL(n))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("points must not be NULL")));
+	v = PG_GETARG_INT64(n);
+	if (nonzero_only ? v == 0 : v <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg(nonzero_only ? "points must not be zero" : "points must be positive"),
+				 errdetail("points is " INT64_FORMAT ".", v)));
+	if (v == PG_INT64_MIN)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("points out of range")));
+	return v;
+}
+
+/* the common body of earn/spend/adjust */
+static Datum
+PostFromSql(FunctionCallInfo fcinfo, LedgerKind kind)
+{
+	LedgerPosting p;
+	int64		txid;
+
+	memset(&p, 0, sizeof(p));
+	p.restaurant_id = ArgId(fcinfo, 0, "restaurant_id");
+	p.customer_id = ArgId(fcinfo, 1, "customer_id");
+	p.points = ArgPoints(fcinfo, 2, kind == LK_ADJUST);
+	p.reference = ArgText(fcinfo, 3, "reference", TEXT_MAX);
+	p.idempotency_key = ArgText(fcinfo, 4, "idempotency_key", KEY_MAX);
+	p.reason = ArgText(fcinfo, 5, "reason", REASON_MAX);
+	if (kind == LK_REDEEM)
+		p.points = -p.points;
+	p.kind = kind;
+	p.source = kind == LK_ADJUST ? "manual" : "api";
+	p.create_account = kind != LK_REDEEM;
+	LedgerCheckTenant(p.restaurant_id);
+
+	SPI_connect();
+	txid = LedgerPost(&p, NULL);
+	SPI_finish();
+	PG_RETURN_INT64(txid);
+}
+
+PG_FUNCTION_INFO_V1(aura_earn_points);
+PG_FUNCTION_INFO_V1(aura_spend_points);
+PG_FUNCTION_INFO_V1(aura_adjust_points);
+PG_FUNCTION_INFO_V1(aura_transfer_points);
+PG_FUNCTION_INFO_V1(aura_ledger_append_only);
+PG_FUNCTION_INFO_V1(aura_ledger_check_tenant);
+PG_FUNCTION_INFO_V1(aura_ledger_allow_negative);
+PG_FUNCTION_INFO_V1(aura_expire_points);
+PG_FUNCTION_INFO_V1(aura_post_points);
+PG_FUNCTION_INFO_V1(aura_ledger_birthday_points);
+
+/* aura.earn_points(restaurant_id, customer_id, points, reference, idempotency_key, reason) */
+Datum
+aura_earn_points(PG_FUNCTION_ARGS)
+{
+	return PostFromSql(fcinfo, LK_EARN);
+}
+
+/* aura.spend_points(...): a redeem row, available points only */
+Datum
+aura_spend_points(PG_FUNCTION_ARGS)
+{
+	return PostFromSql(fcinfo, LK_REDEEM);
+}
+
+/* aura.adjust_points(...): a manual correction, positive or negative */
+Datum
+aura_adjust_points(PG_FUNCTION_ARGS)
+{
+	return PostFromSql(fcinfo, LK_ADJUST);
+}
+
+/*
+ * aura.transfer_points(restaurant_id, from_customer, to_customer, points,
+ *						idempotency_key)
+ *		Two rows, transfer_out and transfer_in, in one transaction; the
+ *		accounts are locked in ascending customer id, so opposite transfers
+ *		cannot deadlock.  The receiver gets the sender's lots with their
+ *		expiry.  Returns the transfer_out id.
+ */
+Datum
+aura_transfer_points(PG_FUNCTION_ARGS)
+{
+	LedgerPosting out,
+				in;
+	Account		a_from,
+				a_to;
+	int64		txid;
+	List	   *consumed = NIL;
+	bool		found;
+
+	memset(&out, 0, sizeof(out));
+	out.restaurant_id = ArgId(fcinfo, 0, "restaurant_id");
+	out.customer_id = ArgId(fcinfo, 1, "from_customer");
+	out.counterparty = ArgId(fcinfo, 2, "to_customer");
+	out.has_counterparty = true;
+	out.points = -ArgPoints(fcinfo, 3, false);
+	out.idempotency_key = ArgText(fcinfo, 4, "idempotency_key", KEY_MAX);
+	out.kind = LK_TRANSFER_OUT;
+	out.source = "api";
+	if (out.customer_id == out.counterparty)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cannot transfer points to the same customer"),
+				 errdetail("from_customer and to_customer are both " INT64_FORMAT ".", out.customer_id)));
+	LedgerCheckTenant(out.restaurant_id);
+
+	in = out;
+	in.customer_id = out.counterparty;
+	in.counterparty = out.customer_id;
+	in.points = -out.points;
+	in.kind = LK_TRANSFER_IN;
+	in.idempotency_key = NULL;
+
+	SPI_connect();
+	if (out.idempotency_key && KeyLookup(&out, &txid))
+	{
+		SPI_finish();
+		PG_RETURN_INT64(txid);
+	}
+	/* fixed order: the smaller customer id first */
+	if (out.customer_id < in.customer_id)
+	{
+		found = LockAccount(&a_from, out.restaurant_id, out.customer_id, false);
+		(void) LockAccount(&a_to, out.restaurant_id, in.customer_id, true);
+	}
+	else
+	{
+		(void) LockAccount(&a_to, out.restaurant_id, in.customer_id, true);
+		found = LockAccount(&a_from, out.restaurant_id, out.customer_id, false);
+	}
+	if (!found)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("customer " INT64_FORMAT " has no loyalty account in restaurant " INT64_FORMAT,
+						out.customer_id, out.restaurant_id)));
+	CheckStatus(&a_from, &out);
+	CheckStatus(&a_to, &in);
+	txid = ApplyLocked(&out, &a_from, &consumed, NIL);
+	in.reference = psprintf("transfer:" INT64_FORMAT, txid);
+	(void) ApplyLocked(&in, &a_to, NULL, consumed);
+	SPI_finish();
+	PG_RETURN_INT64(txid);
+}
+
+/*
+ * aura_ledger_append_only
+ *		Trigger of aura.points_transactions: rows are never changed or
+ *		removed, and the table is never truncated.
+ */
+Datum
+aura_ledger_append_only(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	const char *op = "change";
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "aura_ledger_append_only: not called as a trigger");
+	if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
+		op = "UPDATE";
+	else if (TRIGGER_FIRED_BY_DELETE(td->tg_event))
+		op = "DELETE";
+	else if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
+		op = "TRUNCATE";
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("the points ledger is append-only: %s is not allowed", op),
+			 errdetail("Table %s keeps every posting forever.", RelationGetRelationName(td->tg_relation)),
+			 errhint("Post a correcting transaction with aura.adjust_points.")));
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * ExpireAccount
+ *		Lock one account and post an expire row per lot of it that expired
+ *		by as_of; returns the number of lots expired.  Lots already at zero
+ *		(an earlier run) are not seen again, so re-running changes nothing.
+ */
+static int64
+ExpireAccount(int64 restaurant_id, int64 customer_id, TimestampTz as_of)
+{
+	static SPIPlanPtr plan_expired;
+	static const Oid types[3] = {INT8OID, INT8OID, TIMESTAMPTZOID};
+	static const Oid utypes[3] = {INT8OID, INT8OID, INT8OID};
+	Account		acc;
+	Datum		values[3];
+	SPITupleTable *tt;
+	uint64		n,
+				i;
+	int			rc;
+
+	if (!LockAccount(&acc, restaurant_id, customer_id, false))
+		return 0;
+	LedgerPlan(&plan_expired,
+			   "SELECT id, remaining FROM aura.points_lots WHERE restaurant_id = $1 AND customer_id = $2 "
+			   "AND remaining > 0 AND expires_at <= $3 ORDER BY expires_at, id", 3, types);
+	values[0] = Int64GetDatum(restaurant_id);
+	values[1] = Int64GetDatum(customer_id);
+	values[2] = TimestampTzGetDatum(as_of);
+	rc = SPI_execute_plan(plan_expired, values, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "aura: expired lot scan failed");
+	tt = SPI_tuptable;
+	n = SPI_processed;
+	for (i = 0; i < n; i++)
+	{
+		LedgerPosting p;
+		bool		isnull;
+		int64		lot = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
+		int64		remaining = DatumGetInt64(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull));
+
+		memset(&p, 0, sizeof(p));
+		p.restaurant_id = restaurant_id;
+		p.customer_id = customer_id;
+		p.kind = LK_EXPIRE;
+		p.source = "system";
+		p.reference = psprintf("lot:" INT64_FORMAT, lot);
+		(void) InsertTransaction(&p, &acc, -remaining, acc.balance, false, 0, false, 0);
+		acc.balance -= remaining;
+		LedgerPlan(&plan_lot_update,
+				   "UPDATE aura.points_lots SET remaining = remaining - $3 "
+				   "WHERE restaurant_id = $1 AND id = $2", 3, utypes);
+		values[0] = Int64GetDatum(restaurant_id);
+		values[1] = Int64GetDatum(lot);
+		values[2] = Int64GetDatum(remaining);
+		rc = SPI_execute_plan(plan_lot_update, values, NULL, false, 0);
+		if (rc != SPI_OK_UPDATE || SPI_processed != 1)
+			elog(ERROR, "aura: lot update failed");
+	}
+	if (n > 0)
+	{
+		if (acc.pending > 0)
+			acc.pending = PendingOf(&acc);
+		UpdateAccount(&acc);
+	}
+	return (int64) n;
+}
+
+/*
+ * aura.expire_points(as_of timestamptz, batch int) → bigint
+ *		Expire up to batch lots whose expiry is due by as_of, one expire
+ *		row per lot remainder; returns how many were expired (call again
+ *		until 0).  Accounts are locked in (restaurant, customer) order.
+ *		Scope: the restaurant in context, or every restaurant for aura_admin
+ *		without context.
+ */
+Datum
+aura_expire_points(PG_FUNCTION_ARGS)
+{
+	static SPIPlanPtr plan_due;
+	static const Oid types[3] = {TIMESTAMPTZOID, INT8OID, INT4OID};
+	TimestampTz as_of = PG_ARGISNULL(0) ? GetCurrentTransactionStartTimestamp() : PG_GETARG_TIMESTAMPTZ(0);
+	int32		batch = PG_ARGISNULL(1) ? 10000 : PG_GETARG_INT32(1);
+	int64		ctx;
+	int64		total = 0;
+	Datum		values[3];
+	uint64		n,
+				i;
+	int64	   *rs,
+			   *cs;
+	int			rc;
+
+	if (batch < 1 || batch > 1000000)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("batch must be between 1 and 1000000"),
+				 errdetail("batch is %d.", batch)));
+	if (AuraCurrentRestaurant(&ctx))
+		LedgerCheckTenant(ctx);
+	else
+	{
+		ctx = 0;
+		LedgerCheckTenant(0);	/* without context only an administrator passes */
+	}
+
+	SPI_connect();
+	LedgerPlan(&plan_due,
+			   "SELECT restaurant_id, customer_id, count(*) FROM ("
+			   " SELECT restaurant_id, customer_id FROM aura.points_lots "
+			   " WHERE remaining > 0 AND expires_at <= $1 AND ($2 = 0 OR restaurant_id = $2) "
+			   " ORDER BY expires_at LIMIT $3) d "
+			   "GROUP BY 1, 2 ORDER BY 1, 2", 3, types);
+	values[0] = TimestampTzGetDatum(as_of);
+	values[1] = Int64GetDatum(ctx);
+	values[2] = Int32GetDatum(batch);
+	rc = SPI_execute_plan(plan_due, values, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "aura: due lot scan failed");
+	n = SPI_processed;
+	rs = palloc(sizeof(int64) * (n + 1));
+	cs = palloc(sizeof(int64) * (n + 1));
+	for (i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		rs[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		cs[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+	}
+	for (i = 0; i < n; i++)
+		total += ExpireAccount(rs[i], cs[i], as_of);
+	SPI_finish();
+	PG_RETURN_INT64(total);
+}
+
+/*
+ * aura._post_points(restaurant_id, customer_id, kind, points, source,
+ *					 reference, idempotency_key, reason) → bigint
+ *		Internal door to the posting engine for aura's own SQL functions
+ *		(migration imports, birthday bonuses); not granted to anyone.
+ */
+Datum
+aura_post_points(PG_FUNCTION_ARGS)
+{
+	LedgerPosting p;
+	char	   *kind;
+	char	   *source;
+	int64		txid;
+
+	memset(&p, 0, sizeof(p));
+	p.restaurant_id = ArgId(fcinfo, 0, "restaurant_id");
+	p.customer_id = ArgId(fcinfo, 1, "customer_id");
+	if (PG_ARGISNULL(2) || PG_ARGISNULL(4))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("kind and source must not be NULL")));
+	kind = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	if (strcmp(kind, "migration") == 0)
+		p.kind = LK_MIGRATION;
+	else if (strcmp(kind, "bonus") == 0)
+		p.kind = LK_BONUS;
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("aura._post_points posts migration or bonus rows, not \"%s\"", kind)));
+	p.points = ArgPoints(fcinfo, 3, false);
+	source = text_to_cstring(PG_GETARG_TEXT_PP(4));
+	p.source = source;
+	p.reference = ArgText(fcinfo, 5, "reference", TEXT_MAX);
+	p.idempotency_key = ArgText(fcinfo, 6, "idempotency_key", KEY_MAX);
+	p.reason = ArgText(fcinfo, 7, "reason", REASON_MAX);
+	p.create_account = true;
+	LedgerCheckTenant(p.restaurant_id);
+	SPI_connect();
+	txid = LedgerPost(&p, NULL);
+	SPI_finish();
+	PG_RETURN_INT64(txid);
+}
+
+/* aura._ledger_birthday_points(restaurant_id): loyalty.birthday_points */
+Datum
+aura_ledger_birthday_points(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT64(LedgerConfigGet(ArgId(fcinfo, 0, "restaurant_id"))->birthday_points);
+}
+
+/* aura._ledger_check_tenant(restaurant_id) for SQL-language functions */
+Datum
+aura_ledger_check_tenant(PG_FUNCTION_ARGS)
+{
+	/* 0: every restaurant, which only an administrator may touch */
+	if (!PG_ARGISNULL(0) && PG_GETARG_INT64(0) == 0)
+		LedgerCheckTenant(0);
+	else
+		LedgerCheckTenant(ArgId(fcinfo, 0, "restaurant_id"));
+	PG_RETURN_VOID();
+}
+
+/* aura._ledger_allow_negative(restaurant_id): loyalty.allow_negative_balance */
+Datum
+aura_ledger_allow_negative(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(LedgerConfigGet(ArgId(fcinfo, 0, "restaurant_id"))->allow_negative_balance);
+}

@@ -1,0 +1,75 @@
+/*
+ * ledger.h
+ *	  The points ledger: posting engine shared by the SQL functions (ledger.c),
+ *	  the tiers (tiers.c) and the order trigger (orders.c).
+ */
+#ifndef AURA_LEDGER_H
+#define AURA_LEDGER_H
+
+#include "postgres.h"
+
+#include "executor/spi.h"
+#include "utils/numeric.h"
+#include "utils/timestamp.h"
+
+typedef enum LedgerKind
+{
+	LK_EARN,
+	LK_REDEEM,
+	LK_ADJUST,
+	LK_TRANSFER_OUT,
+	LK_TRANSFER_IN,
+	LK_EXPIRE,
+	LK_REVERSAL,
+	LK_BONUS,
+	LK_MIGRATION
+} LedgerKind;
+
+/* one posting on one account; points is the signed change of the balance */
+typedef struct LedgerPosting
+{
+	int64		restaurant_id;
+	int64		customer_id;
+	LedgerKind	kind;
+	int64		points;
+	const char *source;			/* order, manual, api, import, campaign, reward, system */
+	const char *reference;		/* NULL allowed */
+	const char *idempotency_key;	/* NULL allowed */
+	const char *reason;			/* NULL allowed */
+	bool		has_counterparty;
+	int64		counterparty;
+	Numeric		amount;			/* money of the order (earn) or refund; NULL none */
+	/* effects on the order figures of the account */
+	Numeric		spend_delta;	/* added to lifetime_spend_amount; NULL none */
+	int32		order_delta;	/* added to order_count */
+	bool		key_exists_ok;	/* a used key returns its transaction, unchecked */
+	bool		clamp_debit;	/* debit at most what the account holds */
+	bool		allow_zero;		/* zero-point rows are recorded (orders) */
+	bool		create_account; /* create the account on first use */
+	bool		skip_inactive;	/* frozen/closed account: post nothing, return 0 */
+	int64		prefer_lot_tx;	/* a debit takes this transaction's lot first */
+	Numeric		earn_base;		/* earn: points = floor(earn_base x tier multiplier) */
+	/* filled by LedgerPost when it posted */
+	int64		out_points;
+	int64		out_orders_before;
+	int64		out_orders_after;
+	Numeric		out_spend_before;
+	Numeric		out_spend_after;
+} LedgerPosting;
+
+/* SPI must be connected by the caller for all of these */
+extern int64 LedgerPost(LedgerPosting *p, bool *posted);
+extern void LedgerLockKey(int64 restaurant_id, const char *key);
+extern SPIPlanPtr LedgerPlan(SPIPlanPtr *slot, const char *sql, int nargs, const Oid *types);
+extern void LedgerEmitEvent(int64 restaurant_id, const char *event_type, const char *json);
+
+/* raises 42501 unless the calling role may act for the restaurant */
+extern void LedgerCheckTenant(int64 restaurant_id);
+
+extern const char *LedgerKindName(LedgerKind kind);
+
+/* inits of the loyalty files, called by LedgerInit */
+extern void TiersInit(void);
+extern void OrdersInit(void);
+
+#endif							/* AURA_LEDGER_H */
