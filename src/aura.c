@@ -42,6 +42,7 @@ _PG_init(void)
 							   NULL, NULL, NULL);
 
 	ContextInit();
+	FlagsInit();
 
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("aura");

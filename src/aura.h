@@ -20,5 +20,6 @@ extern char *aura_database;
 
 /* module initialisers, each defines its own GUCs; called from _PG_init */
 extern void ContextInit(void);
+extern void FlagsInit(void);
 
 #endif							/* AURA_H */
