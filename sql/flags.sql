@@ -1,6 +1,8 @@
 -- Feature flags: hashing, model, evaluation, import/export, tenancy, bad input.
 -- Restaurants 300-399 belong to this file.
+SET client_min_messages = warning;   -- the NOTICE depends on what ran before
 CREATE EXTENSION IF NOT EXISTS aura CASCADE;
+RESET client_min_messages;
 \set SHOW_CONTEXT never
 INSERT INTO aura.restaurants (id, name) VALUES (301, 'Flags One'), (302, 'Flags Two');
 INSERT INTO aura.locations (restaurant_id, id, name) VALUES (301, 3011, 'One A');
