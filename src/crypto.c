@@ -535,3 +535,11 @@ aura_encryption_key_status(PG_FUNCTION_ARGS)
 		nulls[4] = true;
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
+
+/* SQL: aura._current_key_id(); ERROR with a hint when no key is loaded */
+PG_FUNCTION_INFO_V1(aura_current_key_id);
+Datum
+aura_current_key_id(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(AuraCurrentKeyId()));
+}

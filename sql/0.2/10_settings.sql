@@ -860,3 +860,157 @@ INSERT INTO aura.setting_definitions
 
 UPDATE aura.setting_definitions SET help_text = 'Months count as 30 days for the minimum and maximum (seconds).'
  WHERE type = 'duration';
+
+-- Key rotation -----------------------------------------------------------------
+CREATE FUNCTION aura._current_key_id() RETURNS text
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'aura_current_key_id';
+
+-- rotate_encryption_key_batch: re-seal up to batch values sealed with an
+-- older key under the current key; returns progress.  Rows locked by a
+-- concurrent writer are skipped and picked up by a later batch.
+CREATE FUNCTION aura.rotate_encryption_key_batch(batch int DEFAULT 1000,
+                                                 OUT reencrypted int, OUT remaining bigint, OUT current_key_id text)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, aura, pg_temp
+    AS $$
+DECLARE
+    r record;
+    plain text;
+    fp text;
+BEGIN
+    IF NOT aura._caller_has('aura_admin') THEN
+        RAISE EXCEPTION 'only aura_admin may rotate the encryption key' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF batch IS NULL OR batch < 1 OR batch > 100000 THEN
+        RAISE EXCEPTION 'batch must be between 1 and 100000' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('batch: %s', coalesce(batch::text, 'NULL'));
+    END IF;
+    current_key_id := aura._current_key_id();
+    reencrypted := 0;
+    FOR r IN SELECT s.key, s.secret, s.fingerprint FROM aura.system_settings s
+              WHERE s.key_id IS DISTINCT FROM current_key_id AND s.secret IS NOT NULL
+              ORDER BY s.key LIMIT batch FOR UPDATE SKIP LOCKED LOOP
+        plain := aura._unseal(r.secret, r.key);
+        fp := aura._fingerprint(plain);
+        UPDATE aura.system_settings s SET secret = aura._seal(plain, r.key), key_id = current_key_id,
+               fingerprint = fp, updated_at = now(), updated_by = aura._caller_name()
+         WHERE s.key = r.key;
+        plain := NULL;
+        PERFORM aura._log_setting(NULL, 'system', NULL, r.key, 'reencrypt', 'rotation',
+                                  jsonb_build_object('fingerprint', r.fingerprint), jsonb_build_object('fingerprint', fp),
+                                  'key rotation to ' || current_key_id);
+        reencrypted := reencrypted + 1;
+    END LOOP;
+    FOR r IN SELECT v.restaurant_id, v.scope, v.scope_id, v.key, v.secret, v.fingerprint FROM aura.setting_values v
+              WHERE v.key_id IS DISTINCT FROM current_key_id AND v.secret IS NOT NULL
+              ORDER BY v.restaurant_id, v.scope, v.scope_id, v.key
+              LIMIT batch - reencrypted FOR UPDATE SKIP LOCKED LOOP
+        plain := aura._unseal(r.secret, r.key);
+        fp := aura._fingerprint(plain);
+        UPDATE aura.setting_values v SET secret = aura._seal(plain, r.key), key_id = current_key_id,
+               fingerprint = fp, updated_at = now(), updated_by = aura._caller_name()
+         WHERE v.restaurant_id = r.restaurant_id AND v.scope = r.scope AND v.scope_id = r.scope_id AND v.key = r.key;
+        plain := NULL;
+        PERFORM aura._log_setting(r.restaurant_id, r.scope, r.scope_id, r.key, 'reencrypt', 'rotation',
+                                  jsonb_build_object('fingerprint', r.fingerprint), jsonb_build_object('fingerprint', fp),
+                                  'key rotation to ' || current_key_id);
+        reencrypted := reencrypted + 1;
+    END LOOP;
+    SELECT (SELECT count(*) FROM aura.system_settings s WHERE s.secret IS NOT NULL AND s.key_id IS DISTINCT FROM current_key_id)
+         + (SELECT count(*) FROM aura.setting_values v WHERE v.secret IS NOT NULL AND v.key_id IS DISTINCT FROM current_key_id)
+      INTO remaining;
+END
+$$;
+COMMENT ON FUNCTION aura.rotate_encryption_key_batch(int) IS 'One batch of key rotation: re-seals up to batch secret values with the current key; returns how many, how many remain and the current key id.';
+
+-- rotate_encryption_key: batches, each committed, with progress notices.
+-- Interrupt it any time; calling it again resumes with what is left.
+CREATE PROCEDURE aura.rotate_encryption_key(batch int DEFAULT 1000)
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    r record;
+    total bigint := 0;
+BEGIN
+    LOOP
+        r := aura.rotate_encryption_key_batch(batch);
+        total := total + r.reencrypted;
+        RAISE NOTICE 're-encrypted % value(s) with key %, % remaining', total, r.current_key_id, r.remaining;
+        COMMIT;
+        EXIT WHEN r.remaining = 0 OR r.reencrypted = 0;
+    END LOOP;
+    IF r.remaining > 0 THEN
+        RAISE WARNING '% value(s) could not be re-encrypted now (locked by other transactions)', r.remaining
+            USING HINT = 'Call aura.rotate_encryption_key() again.';
+    END IF;
+END
+$$;
+COMMENT ON PROCEDURE aura.rotate_encryption_key(int) IS 'Online key rotation: re-seals every secret value with the current key in committed batches; interruptible and resumable.';
+
+CREATE VIEW aura.encryption_key_usage AS
+    SELECT key_id, count(*) AS secret_values
+      FROM (SELECT key_id FROM aura.system_settings WHERE key_id IS NOT NULL
+            UNION ALL SELECT key_id FROM aura.setting_values WHERE key_id IS NOT NULL) k
+     GROUP BY key_id;
+COMMENT ON VIEW aura.encryption_key_usage IS 'How many secret values each key id seals (rotation progress).';
+
+GRANT EXECUTE ON FUNCTION aura.rotate_encryption_key_batch(int) TO aura_admin;
+REVOKE ALL ON PROCEDURE aura.rotate_encryption_key(int) FROM PUBLIC;   -- 99_privileges covers functions only
+GRANT EXECUTE ON PROCEDURE aura.rotate_encryption_key(int) TO aura_admin;
+GRANT SELECT ON aura.encryption_key_usage TO aura_admin;
+
+-- deployment_check items ------------------------------------------------------
+CREATE FUNCTION aura._check_encryption_key(OUT ok boolean, OUT detail text)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, aura, pg_temp
+    AS $$
+DECLARE
+    st record;
+    total bigint;
+    stale bigint;
+BEGIN
+    st := aura.encryption_key_status();
+    SELECT coalesce(sum(secret_values), 0),
+           coalesce(sum(secret_values) FILTER (WHERE key_id IS DISTINCT FROM st.current_key_id), 0)
+      INTO total, stale FROM aura.encryption_key_usage;
+    IF NOT st.configured THEN
+        ok := false;
+        detail := format('no master key loaded (%s): set aura.encryption_key_file or aura.encryption_key_command '
+                         'and reload; %s secret value(s) cannot be read', st.error, total);
+        RETURN;
+    END IF;
+    ok := true;
+    detail := format('key %s loaded from %s (%s key(s)); %s secret value(s)', st.current_key_id, st.source,
+                     st.key_count, total);
+    IF stale > 0 THEN
+        detail := detail || format(', %s sealed with older keys: CALL aura.rotate_encryption_key()', stale);
+    END IF;
+END
+$$;
+UPDATE aura.deployment_items SET check_fn = 'aura._check_encryption_key' WHERE name = 'encryption_key';
+
+CREATE FUNCTION aura._check_settings_imported(OUT ok boolean, OUT detail text)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, aura, pg_temp
+    AS $$
+DECLARE
+    defs bigint;
+    sys bigint;
+    configured bigint;
+    restaurants bigint;
+BEGIN
+    SELECT count(*) INTO defs FROM aura.setting_definitions;
+    SELECT count(*) INTO sys FROM aura.system_settings;
+    SELECT count(DISTINCT restaurant_id) INTO configured FROM aura.setting_values;
+    SELECT count(*) INTO restaurants FROM aura.restaurants;
+    ok := defs > 0 AND (sys > 0 OR configured > 0);
+    detail := format('%s definitions; %s system value(s); %s of %s restaurant(s) with own values', defs, sys,
+                     configured, restaurants);
+    IF NOT ok THEN
+        detail := detail || ': apply a preset (aura.apply_template) or import settings (aura.import_settings)';
+    END IF;
+END
+$$;
+UPDATE aura.deployment_items SET check_fn = 'aura._check_settings_imported' WHERE name = 'settings_imported';
+GRANT EXECUTE ON FUNCTION aura._check_encryption_key(), aura._check_settings_imported() TO aura_manager;
