@@ -105,6 +105,7 @@ static MemoryContext cache_cxt = NULL;
 static HTAB *def_hash = NULL;
 static HTAB *value_hash = NULL;
 static bool cache_valid = false;
+static uint64 cache_generation = 0;	/* bumped at every (re)load */
 static Oid	rel_definitions = InvalidOid;
 static Oid	rel_system = InvalidOid;
 static Oid	rel_values = InvalidOid;
@@ -430,6 +431,7 @@ EnsureCache(void)
 
 	/* an invalidation arriving while we load clears this again */
 	cache_valid = true;
+	cache_generation++;
 	GetUserIdAndSecContext(&save_uid, &save_sec);
 	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, save_sec | SECURITY_LOCAL_USERID_CHANGE);
 	PushActiveSnapshot(GetLatestSnapshot());
@@ -531,6 +533,43 @@ found:
 }
 
 /*
+ * MemoDef
+ *		The definition of the key argument, remembered per call site
+ *		(fn_extra) with the cache generation, so repeated calls with the same
+ *		key skip hashing the key string.  Values are still resolved per call.
+ */
+typedef struct DefMemo
+{
+	uint64		generation;
+	SettingDef *def;
+	int			keylen;
+	char		key[KEY_MAX];
+} DefMemo;
+
+static SettingDef *
+MemoDef(FunctionCallInfo fcinfo, text *key)
+{
+	DefMemo    *memo = (DefMemo *) fcinfo->flinfo->fn_extra;
+	int			len = VARSIZE_ANY_EXHDR(key);
+	SettingDef *def;
+
+	if (memo && memo->generation == cache_generation && memo->keylen == len &&
+		memcmp(memo->key, VARDATA_ANY(key), len) == 0)
+		return memo->def;
+	def = FindDef(VARDATA_ANY(key), len);
+	if (memo == NULL)
+	{
+		memo = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(DefMemo));
+		fcinfo->flinfo->fn_extra = memo;
+	}
+	memo->generation = cache_generation;
+	memo->def = def;
+	memo->keylen = len;
+	memcpy(memo->key, VARDATA_ANY(key), len);	/* len < KEY_MAX: FindDef found it */
+	return def;
+}
+
+/*
  * ReadArgs
  *		Arguments of the SQL readers: key (required) and restaurant,
  *		location, user (NULL: from the session context).  A restaurant other
@@ -542,12 +581,14 @@ ReadArgs(FunctionCallInfo fcinfo, int64 *r, int64 *l, int64 *u)
 	text	   *key;
 	int64		ctx;
 	bool		has_ctx;
+	SettingDef *def;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						errmsg("setting key must not be NULL")));
 	key = PG_GETARG_TEXT_PP(0);
 	EnsureCache();
+	def = MemoDef(fcinfo, key);
 
 	has_ctx = AuraCurrentRestaurant(&ctx);
 	if (PG_NARGS() > 1 && !PG_ARGISNULL(1))
@@ -569,7 +610,7 @@ ReadArgs(FunctionCallInfo fcinfo, int64 *r, int64 *l, int64 *u)
 		*u = PG_GETARG_INT64(3);
 	else if (!AuraCurrentUser(u))
 		*u = 0;
-	return FindDef(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
+	return def;
 }
 
 static void
