@@ -104,6 +104,14 @@ typedef struct ValueEntry
 static MemoryContext cache_cxt = NULL;
 static HTAB *def_hash = NULL;
 static HTAB *value_hash = NULL;
+
+/*
+ * Read index over value_hash: open addressing with linear probing and a
+ * cheap integer mix, built once per load.  Four probes per read cost far
+ * less than four dynahash lookups hashing 24-byte keys.
+ */
+static ValueEntry **value_slots = NULL;
+static uint64 value_slot_mask = 0;
 static bool cache_valid = false;
 static uint64 cache_generation = 0;	/* bumped at every (re)load */
 static Oid	rel_definitions = InvalidOid;
@@ -168,6 +176,42 @@ TextArray(Datum d, int *n)
 			out[m++] = TextDatumGetCString(elems[i]);
 	*n = m;
 	return out;
+}
+
+static inline uint64
+MixValueKey(int32 def_id, int32 scope, int64 restaurant, int64 scope_id)
+{
+	uint64		h = (uint64) (uint32) def_id * UINT64CONST(0x9E3779B97F4A7C15) ^ (uint64) scope;
+
+	h ^= (uint64) restaurant * UINT64CONST(0xC2B2AE3D27D4EB4F);
+	h = (h ^ (h >> 29)) * UINT64CONST(0xBF58476D1CE4E5B9);
+	h ^= (uint64) scope_id * UINT64CONST(0x94D049BB133111EB);
+	h = (h ^ (h >> 31)) * UINT64CONST(0xBF58476D1CE4E5B9);
+	return h ^ (h >> 32);
+}
+
+/* build value_slots from value_hash (in cache_cxt) */
+static void
+BuildValueIndex(void)
+{
+	long		n = hash_get_num_entries(value_hash);
+	uint64		cap = 64;
+	HASH_SEQ_STATUS seq;
+	ValueEntry *e;
+
+	while (cap < (uint64) n * 2)
+		cap <<= 1;
+	value_slots = MemoryContextAllocZero(cache_cxt, cap * sizeof(ValueEntry *));
+	value_slot_mask = cap - 1;
+	hash_seq_init(&seq, value_hash);
+	while ((e = hash_seq_search(&seq)) != NULL)
+	{
+		uint64		i = MixValueKey(e->k.def_id, e->k.scope, e->k.restaurant, e->k.scope_id) & value_slot_mask;
+
+		while (value_slots[i] != NULL)
+			i = (i + 1) & value_slot_mask;
+		value_slots[i] = e;
+	}
 }
 
 static bool
@@ -400,6 +444,7 @@ LoadCacheContents(void)
 		def->value_mask |= (1 << vk.scope);
 		MemoryContextSwitchTo(old);
 	}
+	BuildValueIndex();
 }
 
 /*
@@ -428,6 +473,7 @@ EnsureCache(void)
 		MemoryContextReset(cache_cxt);
 	def_hash = NULL;
 	value_hash = NULL;
+	value_slots = NULL;
 
 	/* an invalidation arriving while we load clears this again */
 	cache_valid = true;
@@ -482,16 +528,20 @@ FindDef(const char *key, int len)
 static ValueEntry *
 FindValue(SettingDef *def, int scope, int64 restaurant, int64 scope_id)
 {
-	ValueKey	vk;
+	uint64		i;
+	ValueEntry *e;
 
 	if (!(def->value_mask & (1 << scope)))
 		return NULL;
-	memset(&vk, 0, sizeof(vk));
-	vk.def_id = def->id;
-	vk.scope = scope;
-	vk.restaurant = restaurant;
-	vk.scope_id = scope_id;
-	return hash_search(value_hash, &vk, HASH_FIND, NULL);
+	i = MixValueKey(def->id, scope, restaurant, scope_id) & value_slot_mask;
+	while ((e = value_slots[i]) != NULL)
+	{
+		if (e->k.def_id == def->id && e->k.scope == scope && e->k.restaurant == restaurant &&
+			e->k.scope_id == scope_id)
+			return e;
+		i = (i + 1) & value_slot_mask;
+	}
+	return NULL;
 }
 
 /*
