@@ -145,3 +145,19 @@ SELECT aura.get_setting_int('loyalty.birthday_points') AS system_rolled_back;
 
 SELECT aura.clear_context();
 DROP ROLE regress_tpl_manager, regress_tpl_staff;
+
+------------------------------------------------------------------------------
+-- depends_on / conflicts_with (checked after each write, bulk and import as a whole)
+------------------------------------------------------------------------------
+SELECT key, depends_on, conflicts_with FROM aura.setting_definitions
+ WHERE depends_on <> '{}' OR conflicts_with <> '{}' ORDER BY key;
+SELECT aura.set_setting('operations.online_ordering_enabled', 'false', 'restaurant', 161);
+SELECT aura.set_setting('operations.order_prep_minutes', '25', 'restaurant', 161);
+SELECT * FROM aura.bulk_set_settings('{"operations.order_prep_minutes": 25, "operations.online_ordering_enabled": true}', 'restaurant', 161);
+INSERT INTO aura.setting_definitions (key, category, type, default_value, conflicts_with, description)
+VALUES ('custom.counter_only', 'operations', 'boolean', 'false', '{operations.reservations_enabled}', 'test');
+SELECT aura.set_setting('operations.reservations_enabled', 'true', 'restaurant', 161);
+SELECT aura.set_setting('custom.counter_only', 'true', 'restaurant', 161);
+SELECT * FROM aura.bulk_set_settings('{"custom.counter_only": true, "operations.reservations_enabled": false}', 'restaurant', 161);
+SELECT aura.set_setting('custom.counter_only', 'false', 'restaurant', 161) AS off_is_always_fine;
+DELETE FROM aura.setting_definitions WHERE key = 'custom.counter_only';

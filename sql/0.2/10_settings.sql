@@ -540,11 +540,15 @@ CREATE FUNCTION aura.set_setting(key text, value jsonb, scope text DEFAULT 'syst
     AS $$
 DECLARE
     t record;
+    result jsonb;
 BEGIN
     PERFORM aura._require_key(set_setting.key);
     t := aura._setting_target(set_setting.scope, set_setting.scope_id);
-    RETURN aura._put_setting(t.restaurant_id, t.scope, t.scope_id, set_setting.key, set_setting.value,
-                             set_setting.reason, 'direct');
+    result := aura._put_setting(t.restaurant_id, t.scope, t.scope_id, set_setting.key, set_setting.value,
+                                set_setting.reason, 'direct');
+    -- depends_on / conflicts_with (aura._check_relations, 11_settings_templates.sql)
+    PERFORM aura._check_relations(t.restaurant_id, t.scope, t.scope_id, ARRAY[set_setting.key]);
+    RETURN result;
 END
 $$;
 COMMENT ON FUNCTION aura.set_setting(text, jsonb, text, bigint, text) IS 'Validates and stores a setting value at a scope (system, restaurant, location, user); returns it canonically (secrets ********).';
@@ -592,6 +596,7 @@ BEGIN
                                    bulk_set_settings.reason, 'bulk');
         RETURN NEXT;
     END LOOP;
+    PERFORM aura._check_relations(t.restaurant_id, t.scope, t.scope_id, ARRAY(SELECT jsonb_object_keys(settings)));
 END
 $$;
 COMMENT ON FUNCTION aura.bulk_set_settings(jsonb, text, bigint, text) IS 'Sets many settings at one scope, all or nothing.';

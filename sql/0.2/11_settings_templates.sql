@@ -199,6 +199,8 @@ BEGIN
     END LOOP;
     IF NOT dry_run THEN
         UPDATE aura.configuration_templates ct SET usage_count = ct.usage_count + 1 WHERE ct.name = tpl.name;
+        PERFORM aura._check_relations(t.restaurant_id, t.scope, t.scope_id,
+                                      ARRAY(SELECT jsonb_object_keys(tpl."values")));
     END IF;
 END
 $$;
@@ -323,6 +325,8 @@ BEGIN
             RETURN NEXT;
         END LOOP;
     END IF;
+    PERFORM aura._check_relations(t.restaurant_id, t.scope, t.scope_id,
+                                  ARRAY(SELECT jsonb_object_keys(data->'settings')));
 END
 $$;
 COMMENT ON FUNCTION aura.import_settings(jsonb, text, bigint, text) IS 'Imports a settings document into a scope, all or nothing; mode override, merge or skip_existing. Returns what it did per key.';
@@ -535,3 +539,56 @@ GRANT EXECUTE ON FUNCTION
     aura.diff_settings(bigint, bigint),
     aura.rollback_settings(bigint, text)
     TO aura_manager;
+
+-- depends_on / conflicts_with ------------------------------------------------------
+-- _truthy: a value that counts as "on" (true for booleans, any value otherwise)
+CREATE FUNCTION aura._truthy(v jsonb) RETURNS boolean
+    LANGUAGE sql IMMUTABLE
+    AS $$ SELECT CASE WHEN v IS NULL OR jsonb_typeof(v) = 'null' THEN false
+                      WHEN jsonb_typeof(v) = 'boolean' THEN v = 'true'::jsonb
+                      ELSE true END $$;
+
+-- _check_relations: after writing keys at a scope, each key that is now "on"
+-- needs its depends_on keys "on" and its conflicts_with keys "off", resolved
+-- at the same scope (55000 otherwise; the whole statement is undone).
+CREATE FUNCTION aura._check_relations(p_restaurant bigint, p_scope text, p_scope_id bigint, p_keys text[])
+    RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, aura, pg_temp
+    AS $$
+DECLARE
+    d record;
+    other text;
+    r bigint := coalesce(p_restaurant, 0);     -- 0: no restaurant (system scope)
+    l bigint := CASE WHEN p_scope = 'location' THEN p_scope_id ELSE 0 END;
+    u bigint := CASE WHEN p_scope = 'user' THEN p_scope_id ELSE 0 END;
+BEGIN
+    FOR d IN SELECT sd.key, sd.depends_on, sd.conflicts_with FROM aura.setting_definitions sd
+              WHERE sd.key = ANY (p_keys) AND (sd.depends_on <> '{}' OR sd.conflicts_with <> '{}')
+              ORDER BY sd.key LOOP
+        IF NOT aura._truthy(aura.get_setting(d.key, r, l, u)) THEN
+            CONTINUE;
+        END IF;
+        FOREACH other IN ARRAY d.depends_on LOOP
+            IF NOT aura._truthy(aura.get_setting(other, r, l, u)) THEN
+                RAISE EXCEPTION 'setting "%" requires "%"', d.key, other
+                    USING ERRCODE = 'object_not_in_prerequisite_state',
+                          DETAIL = format('"%s" is off at %s scope.', other, p_scope),
+                          HINT = format('Enable "%s" first (or in the same bulk call).', other);
+            END IF;
+        END LOOP;
+        FOREACH other IN ARRAY d.conflicts_with LOOP
+            IF aura._truthy(aura.get_setting(other, r, l, u)) THEN
+                RAISE EXCEPTION 'setting "%" conflicts with "%"', d.key, other
+                    USING ERRCODE = 'object_not_in_prerequisite_state',
+                          DETAIL = format('"%s" is on at %s scope.', other, p_scope),
+                          HINT = format('Turn "%s" off first (or in the same bulk call).', other);
+            END IF;
+        END LOOP;
+    END LOOP;
+END
+$$;
+
+UPDATE aura.setting_definitions SET depends_on = '{operations.online_ordering_enabled}'
+ WHERE key = 'operations.order_prep_minutes';
+
