@@ -114,6 +114,7 @@ static ValueEntry **value_slots = NULL;
 static uint64 value_slot_mask = 0;
 static bool cache_valid = false;
 static uint64 cache_generation = 0;	/* bumped at every (re)load */
+static bool cache_query_snapshot = false;	/* loaded in parallel mode: reload after */
 static Oid	rel_definitions = InvalidOid;
 static Oid	rel_system = InvalidOid;
 static Oid	rel_values = InvalidOid;
@@ -461,7 +462,7 @@ EnsureCache(void)
 	int			save_sec;
 
 	AcceptInvalidationMessages();
-	if (cache_valid)
+	if (cache_valid && !(cache_query_snapshot && !IsInParallelMode()))
 		return;
 	if (!IsTransactionState())
 		ereport(ERROR, (errcode(ERRCODE_INVALID_TRANSACTION_STATE),
@@ -480,7 +481,17 @@ EnsureCache(void)
 	cache_generation++;
 	GetUserIdAndSecContext(&save_uid, &save_sec);
 	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, save_sec | SECURITY_LOCAL_USERID_CHANGE);
-	PushActiveSnapshot(GetLatestSnapshot());
+	/*
+	 * The latest snapshot, except in parallel mode (a parallel worker, or
+	 * the leader during a parallel query), which may not take one: there
+	 * the query's snapshot is used, and the next read outside parallel mode
+	 * reloads.
+	 */
+	cache_query_snapshot = IsInParallelMode();
+	if (cache_query_snapshot)
+		PushActiveSnapshot(GetActiveSnapshot());
+	else
+		PushActiveSnapshot(GetLatestSnapshot());
 	PG_TRY();
 	{
 		if (SPI_connect() != SPI_OK_CONNECT)

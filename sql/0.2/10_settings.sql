@@ -52,7 +52,8 @@ CREATE TABLE aura.setting_groups (
     name        text PRIMARY KEY CHECK (name ~ '^[a-z][a-z0-9_]{0,62}$'),
     label       text NOT NULL CHECK (length(label) BETWEEN 1 AND 200),
     description text,
-    sort        int NOT NULL DEFAULT 100
+    sort        int NOT NULL DEFAULT 100,
+    builtin     boolean NOT NULL DEFAULT false
 );
 COMMENT ON TABLE aura.setting_groups IS 'Logical groups of setting definitions, with their display order.';
 
@@ -87,6 +88,7 @@ CREATE TABLE aura.setting_definitions (
     deprecation_message text,
     introduced_version  text NOT NULL DEFAULT '0.2',
     deprecated_version  text,
+    builtin             boolean NOT NULL DEFAULT false,
     CHECK (type <> 'enum' OR coalesce(cardinality(allowed_values), 0) > 0),
     CHECK (type <> 'secret' OR sensitive),
     CHECK (min_value IS NULL OR max_value IS NULL OR min_value <= max_value),
@@ -204,8 +206,9 @@ CREATE TRIGGER system_settings_invalidate AFTER INSERT OR UPDATE OR DELETE OR TR
 CREATE TRIGGER setting_values_invalidate AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
     ON aura.setting_values FOR EACH STATEMENT EXECUTE FUNCTION aura._settings_invalidate();
 
-SELECT pg_catalog.pg_extension_config_dump('aura.setting_groups', '');
-SELECT pg_catalog.pg_extension_config_dump('aura.setting_definitions', '');
+-- shipped rows (builtin) come with CREATE EXTENSION; pg_dump keeps the others
+SELECT pg_catalog.pg_extension_config_dump('aura.setting_groups', 'WHERE NOT builtin');
+SELECT pg_catalog.pg_extension_config_dump('aura.setting_definitions', 'WHERE NOT builtin');
 SELECT pg_catalog.pg_extension_config_dump('aura.system_settings', '');
 SELECT pg_catalog.pg_extension_config_dump('aura.setting_values', '');
 SELECT pg_catalog.pg_extension_config_dump('aura.system_setting_history', '');
@@ -865,6 +868,8 @@ INSERT INTO aura.setting_definitions
 
 UPDATE aura.setting_definitions SET help_text = 'Months count as 30 days for the minimum and maximum (seconds).'
  WHERE type = 'duration';
+UPDATE aura.setting_definitions SET builtin = true;
+UPDATE aura.setting_groups SET builtin = true;
 
 -- Key rotation -----------------------------------------------------------------
 CREATE FUNCTION aura._current_key_id() RETURNS text

@@ -108,6 +108,24 @@ like(slurp_file($node->logfile), qr/aura: master key loaded \(current key id "k2
 is($node->safe_psql('postgres', q{SELECT aura.reveal_secret('notifications.email.password')}), 'pw-system',
 	'secret readable after a restart with the command key');
 
+# pg_dump / restore: values, history and sealed secrets survive (same key)
+$node->safe_psql('postgres', q{
+    INSERT INTO aura.setting_definitions (key, category, type, default_value, description)
+    VALUES ('custom.dump_test', 'operations', 'integer', '7', 'kept by pg_dump');
+    SELECT aura.set_setting('custom.dump_test', '8', 'restaurant', 1);
+    SELECT aura.snapshot_settings('restaurant', 1, 'before dump');
+});
+my $dump = "$dir/aura.dump";
+$node->command_ok(['pg_dump', '-Fc', '-f', $dump, '-d', $node->connstr('postgres')], 'pg_dump');
+$node->safe_psql('postgres', 'CREATE DATABASE restored');
+$node->command_ok(['pg_restore', '--exit-on-error', '-d', $node->connstr('restored'), $dump], 'pg_restore');
+is($node->safe_psql('restored', q{SELECT aura.get_setting_int('custom.dump_test', 1),
+    aura.reveal_secret('notifications.email.password', 'restaurant', 1),
+    (SELECT count(*) FROM aura.settings_versions), (SELECT count(*) > 0 FROM aura.setting_history())}),
+	'8|pw-r1|1|t', 'restored: custom definition, values, secret, versions, history');
+is($node->safe_psql('restored', 'SELECT count(*) FROM aura.setting_definitions') ,
+	$node->safe_psql('postgres', 'SELECT count(*) FROM aura.setting_definitions'), 'restored: same definitions');
+
 # a wrong key under the same id: authentication fails, no garbage
 write_key("k2:$k2_wrong\n");
 $node->reload;
