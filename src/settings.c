@@ -110,7 +110,13 @@ static HTAB *value_hash = NULL;
  * cheap integer mix, built once per load.  Four probes per read cost far
  * less than four dynahash lookups hashing 24-byte keys.
  */
-static ValueEntry **value_slots = NULL;
+typedef struct ValueSlot
+{
+	ValueKey	k;				/* copy of the entry's key: one cache line per probe */
+	ValueEntry *e;				/* NULL: empty slot */
+} ValueSlot;
+
+static ValueSlot *value_slots = NULL;
 static uint64 value_slot_mask = 0;
 static bool cache_valid = false;
 static uint64 cache_generation = 0;	/* bumped at every (re)load */
@@ -202,16 +208,17 @@ BuildValueIndex(void)
 
 	while (cap < (uint64) n * 2)
 		cap <<= 1;
-	value_slots = MemoryContextAllocZero(cache_cxt, cap * sizeof(ValueEntry *));
+	value_slots = MemoryContextAllocZero(cache_cxt, cap * sizeof(ValueSlot));
 	value_slot_mask = cap - 1;
 	hash_seq_init(&seq, value_hash);
 	while ((e = hash_seq_search(&seq)) != NULL)
 	{
 		uint64		i = MixValueKey(e->k.def_id, e->k.scope, e->k.restaurant, e->k.scope_id) & value_slot_mask;
 
-		while (value_slots[i] != NULL)
+		while (value_slots[i].e != NULL)
 			i = (i + 1) & value_slot_mask;
-		value_slots[i] = e;
+		value_slots[i].k = e->k;
+		value_slots[i].e = e;
 	}
 }
 
@@ -540,16 +547,16 @@ static ValueEntry *
 FindValue(SettingDef *def, int scope, int64 restaurant, int64 scope_id)
 {
 	uint64		i;
-	ValueEntry *e;
+	ValueSlot  *slot;
 
 	if (!(def->value_mask & (1 << scope)))
 		return NULL;
 	i = MixValueKey(def->id, scope, restaurant, scope_id) & value_slot_mask;
-	while ((e = value_slots[i]) != NULL)
+	while ((slot = &value_slots[i])->e != NULL)
 	{
-		if (e->k.def_id == def->id && e->k.scope == scope && e->k.restaurant == restaurant &&
-			e->k.scope_id == scope_id)
-			return e;
+		if (slot->k.restaurant == restaurant && slot->k.scope_id == scope_id &&
+			slot->k.def_id == def->id && slot->k.scope == scope)
+			return slot->e;
 		i = (i + 1) & value_slot_mask;
 	}
 	return NULL;

@@ -56,14 +56,25 @@ echo "resolution check (aura|plpgsql): $check" >&2
 ms "SELECT sum(aura.get_setting_int('loyalty.points_expiry_days')) FROM generate_series(1, 1000)" >/dev/null
 t_aura=$(ms "SELECT sum(aura.get_setting_int('loyalty.points_expiry_days')) FROM generate_series(1, $N_READ)")
 t_base=$(ms "SELECT sum(bench.plpgsql_get_setting_int('loyalty.points_expiry_days', 1, 101, 7)) FROM generate_series(1, $N_BASE)")
+# the floor: the same query calling a C function that does no work, to show
+# how much of a read is the executor's per-row cost rather than aura's
+t_floor=$(ms "SELECT sum(aura.current_restaurant()) FROM generate_series(1, $N_READ)")
 aura=$(rate "$N_READ" "$t_aura")
 base=$(rate "$N_BASE" "$t_base")
+floor=$(rate "$N_READ" "$t_floor")
 python3 - "$aura" "$base" <<'PY'
 import json, sys
 a, b = float(sys.argv[1]), float(sys.argv[2])
 print(json.dumps({"scenario": "settings: get_setting_int through 4 scopes (cached)", "unit": "reads/s",
                   "aura": a, "baseline": b, "baseline_name": "PL/pgSQL resolution",
                   "target": ">= 1,000,000/s and >= 20x baseline", "met": a >= 1e6 and a >= 20 * b}))
+PY
+python3 - "$aura" "$floor" <<'PY'
+import json, sys
+a, b = float(sys.argv[1]), float(sys.argv[2])
+print(json.dumps({"scenario": "settings: get_setting_int vs an empty C call (executor floor)", "unit": "calls/s",
+                  "aura": a, "baseline": b, "baseline_name": "aura.current_restaurant()",
+                  "target": "informational", "met": None}))
 PY
 
 t_rev=$(ms "SELECT count(aura.reveal_secret('notifications.email.password')) FROM generate_series(1, $N_REVEAL)")
