@@ -75,6 +75,14 @@ cmp_ok($node->safe_psql('postgres', 'SELECT use_count FROM aura.api_keys WHERE n
 my $control = $node->safe_psql('postgres', "SELECT aura.create_api_key(1, 'control', ARRAY['loyalty:*'])");
 $node->safe_psql('postgres', "SELECT key_id FROM aura.verify_api_key('$control')");
 
+# a second control: bind parameters without log_parameter_max_length = 0 are
+# logged by log_statement (why docs/security.md asks for the setting)
+$node->safe_psql('postgres', 'CREATE ROLE careless_app LOGIN IN ROLE aura_staff');
+my $careless = $node->safe_psql('postgres', "SELECT aura.create_api_key(1, 'careless', ARRAY['loyalty:*'])");
+$node->command_ok(['pgbench', '-n', '-t', '1', '-M', 'extended', '-U', 'careless_app', '-D', "key=$careless",
+    '-D', 'scope=loyalty:read', '-f', $script, '-h', $node->host, '-p', $node->port, 'postgres'],
+    'verification by a role without log_parameter_max_length = 0');
+
 # where a key could end up
 my $log = slurp_file($node->logfile);
 my $pgss = $node->safe_psql('postgres', 'SELECT string_agg(query, E\'\n\') FROM pg_stat_statements');
@@ -88,6 +96,7 @@ $node->command_ok(['pg_dump', '-h', $node->host, '-p', $node->port, '-f', $dumpf
 $dump = slurp_file($dumpfile);
 
 ok(index($log, $control) >= 0, 'control: a key passed as a literal is in the log (the search works)');
+ok(index($log, $careless) >= 0, 'control: bind parameters are logged unless log_parameter_max_length = 0');
 ok(length($tables) > 100 && $tables =~ /key 2/, 'aura tables were read');
 for my $i (0 .. $#keys) {
     my $k = $keys[$i];
