@@ -610,7 +610,7 @@ static SPIPlanPtr usage_plan = NULL;
  *		flush), never waited for.
  */
 static void
-FlushUsage(TimestampTz now)
+FlushUsage(void *arg)
 {
 	HASH_SEQ_STATUS seq;
 	UsageEntry *u;
@@ -691,7 +691,6 @@ FlushUsage(TimestampTz now)
 		AuraOwnerEnd(&st);
 	}
 	PG_END_TRY();
-	usage_flushed = now;
 }
 
 /*
@@ -727,7 +726,8 @@ NoteUsage(int64 key_id, int64 restaurant_id)
 	if (now - usage_flushed < USAGE_FLUSH_US || XactReadOnly || RecoveryInProgress() ||
 		IsInParallelMode())
 		return;
-	FlushUsage(now);
+	usage_flushed = now;
+	(void) AuraTryInSubxact(FlushUsage, &now);
 }
 
 /* ---------------------------------------------------------------------
