@@ -108,6 +108,19 @@ for my $i (0 .. $#keys) {
 }
 ok(index($log, '00112233445566778899') < 0, 'the hashing secret is not in the log');
 
+# a dump restores the keys and the audit log: keys verify in the restored database
+$node->command_ok(['pg_dump', '-Fc', '-h', $node->host, '-p', $node->port, '-f', "$dir/dump.custom", 'postgres'], 'pg_dump -Fc');
+$node->safe_psql('postgres', 'CREATE DATABASE restored');
+$node->command_ok(['pg_restore', '-h', $node->host, '-p', $node->port, '-d', 'restored', "$dir/dump.custom"], 'pg_restore');
+is($node->safe_psql('restored', "SELECT restaurant_id FROM aura.verify_api_key('$keys[2]')"), '1',
+    'a key verifies in the restored database');
+is($node->safe_psql('restored', 'SELECT count(*) FROM aura.audit_log') + 0,
+   $node->safe_psql('postgres', 'SELECT count(*) FROM aura.audit_log') + 0, 'the audit log is restored');
+is($node->safe_psql('restored', 'SELECT count(*) FROM aura.privilege_mismatches'), '0',
+    'the restored database has the declared privileges');
+($rc, $out, $err) = $node->psql('restored', "SELECT * FROM aura.verify_api_key('$keys[0]')");
+like($err, qr/invalid API key/, 'a revoked key stays revoked after restore');
+
 # the same secret from a command: keys keep verifying
 $node->append_conf('postgresql.conf', "aura.api_key_secret_file = ''\naura.api_key_secret_command = 'cat $secret_file'\n");
 $node->restart;
