@@ -48,7 +48,6 @@
 #include "storage/spin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/datum.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
@@ -905,7 +904,8 @@ VerifyKey(text *key, const char *scope, Datum client, bool have_client, Verified
 		d = slot_getattr(slot, keytab.att_cidrs, &isnull);
 		address_ok = isnull || AddressAllowed(DatumGetArrayTypeP(d), client, have_client);
 		d = slot_getattr(slot, keytab.att_scopes, &isnull);
-		out->scopes = datumCopy(d, false, -1);
+		/* detoasted copy: the row outlives this scan in the result */
+		out->scopes = PointerGetDatum(DatumGetArrayTypePCopy(d));
 		scope_ok = scope == NULL || ScopesAllow(DatumGetArrayTypeP(out->scopes), scope);
 		for (w = 0; w < 3; w++)
 		{
