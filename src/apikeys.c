@@ -42,6 +42,7 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "port/atomics.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
@@ -298,7 +299,8 @@ typedef struct KeyCounters
 
 typedef struct KeysShared
 {
-	slock_t		mutex;			/* protects counters */
+	pg_atomic_uint64 verified;	/* successes: no lock on the hot path */
+	slock_t		mutex;			/* protects counters (failures) */
 	LWLock	   *rate_lock;		/* protects the rate hash */
 	KeyCounters counters;
 } KeysShared;
@@ -344,6 +346,7 @@ KeysShmemStartup(void)
 	if (!found)
 	{
 		memset(keys_shared, 0, sizeof(KeysShared));
+		pg_atomic_init_u64(&keys_shared->verified, 0);
 		SpinLockInit(&keys_shared->mutex);
 		keys_shared->rate_lock = &(GetNamedLWLockTranche("aura_api_keys"))->lock;
 	}
@@ -471,9 +474,15 @@ static void
 CountOutcome(Outcome outcome, int64 key_id, int64 restaurant_id)
 {
 	KeyCounters *c = keys_shared ? &keys_shared->counters : &local_counters;
-	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz now;
 	uint32		failures = 0;
 
+	if (outcome == OUTCOME_OK && keys_shared)
+	{
+		pg_atomic_fetch_add_u64(&keys_shared->verified, 1);
+		return;
+	}
+	now = GetCurrentTimestamp();
 	if (keys_shared)
 		SpinLockAcquire(&keys_shared->mutex);
 	if (outcome == OUTCOME_OK)
@@ -926,8 +935,9 @@ VerifyKey(text *key, const char *scope, Datum client, bool have_client, Verified
 	}
 	index_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);
-	index_close(idx, AccessShareLock);
-	table_close(rel, AccessShareLock);
+	/* keep the locks to the end of the transaction, as a query would */
+	index_close(idx, NoLock);
+	table_close(rel, NoLock);
 
 	matched &= wellformed;
 	if (!wellformed)
@@ -1181,6 +1191,7 @@ aura_api_key_stats(PG_FUNCTION_ARGS)
 		SpinLockAcquire(&keys_shared->mutex);
 		c = keys_shared->counters;
 		SpinLockRelease(&keys_shared->mutex);
+		c.verified = pg_atomic_read_u64(&keys_shared->verified);
 	}
 	else
 		c = local_counters;
