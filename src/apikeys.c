@@ -37,9 +37,11 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
+#include "nodes/execnodes.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "port/atomics.h"
@@ -996,74 +998,85 @@ static TupleDesc verify_tupdesc = NULL;
 
 PG_FUNCTION_INFO_V1(aura_verify_api_key);
 
+/* fn_extra marker: the one row went out, the next call ends the set */
+static char verify_row_returned;
+
+/* the executor gave up on the set early (LIMIT, rescan): start afresh */
+static void
+VerifyShutdown(Datum arg)
+{
+	((FmgrInfo *) DatumGetPointer(arg))->fn_extra = NULL;
+}
+
 /*
  * aura.verify_api_key(key text, required_scope text, client_addr inet)
  *		RETURNS TABLE(key_id bigint, restaurant_id bigint, scopes text[])
- *		One row for a valid key; an error otherwise.
+ *		One row for a valid key; an error otherwise.  The value-per-call
+ *		protocol is done by hand (no multi-call memory context per call):
+ *		this function is on every request's path.
  */
 Datum
 aura_verify_api_key(PG_FUNCTION_ARGS)
 {
-	FuncCallContext *funcctx;
+	ReturnSetInfo *rsi = (ReturnSetInfo *) fcinfo->resultinfo;
+	Verified	v = {0, 0, (Datum) 0};
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
+	char	   *scope = NULL;
+	Datum		client = (Datum) 0;
+	bool		have_client;
 
-	if (SRF_IS_FIRSTCALL())
+	if (rsi == NULL || !IsA(rsi, ReturnSetInfo) || (rsi->allowedModes & SFRM_ValuePerCall) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("set-valued function called in context that cannot accept a set")));
+	rsi->returnMode = SFRM_ValuePerCall;
+	if (fcinfo->flinfo->fn_extra == &verify_row_returned)
 	{
-		MemoryContext old;
+		UnregisterExprContextCallback(rsi->econtext, VerifyShutdown, PointerGetDatum(fcinfo->flinfo));
+		fcinfo->flinfo->fn_extra = NULL;
+		rsi->isDone = ExprEndResult;
+		PG_RETURN_NULL();
+	}
+	if (verify_tupdesc == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 		TupleDesc	tupdesc;
-		Verified	v = {0, 0, (Datum) 0};
-		Datum		values[3];
-		bool		nulls[3] = {false, false, false};
-		char	   *scope = NULL;
-		Datum		client = (Datum) 0;
-		bool		have_client;
 
-		funcctx = SRF_FIRSTCALL_INIT();
-		if (verify_tupdesc == NULL)
-		{
-			old = MemoryContextSwitchTo(TopMemoryContext);
-			if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-				elog(ERROR, "return type must be a row type");
-			verify_tupdesc = BlessTupleDesc(CreateTupleDescCopy(tupdesc));
-			MemoryContextSwitchTo(old);
-		}
-		tupdesc = verify_tupdesc;
-		old = MemoryContextSwitchTo(funcctx->multi_call_memory_ctx);
-		if (!PG_ARGISNULL(1))
-		{
-			text	   *t = PG_GETARG_TEXT_PP(1);
-
-			if (VARSIZE_ANY_EXHDR(t) > SCOPE_MAX)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("invalid required scope"),
-						 errdetail("The scope has %d characters; at most %d are allowed.",
-								   (int) VARSIZE_ANY_EXHDR(t), SCOPE_MAX)));
-			scope = text_to_cstring(t);
-			CheckScopeArg(scope);
-		}
-		if (!PG_ARGISNULL(2))
-		{
-			client = PG_GETARG_DATUM(2);
-			have_client = true;
-		}
-		else
-			have_client = false;	/* the connection's, looked up if needed */
-		VerifyKey(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0), scope, client, have_client, &v);
-		values[0] = Int64GetDatum(v.key_id);
-		values[1] = Int64GetDatum(v.restaurant_id);
-		values[2] = v.scopes;
-		funcctx->user_fctx = heap_form_tuple(tupdesc, values, nulls);
+		if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+			elog(ERROR, "return type must be a row type");
+		verify_tupdesc = BlessTupleDesc(CreateTupleDescCopy(tupdesc));
 		MemoryContextSwitchTo(old);
 	}
-	funcctx = SRF_PERCALL_SETUP();
-	if (funcctx->user_fctx != NULL)
+	if (!PG_ARGISNULL(1))
 	{
-		HeapTuple	tuple = (HeapTuple) funcctx->user_fctx;
+		text	   *t = PG_GETARG_TEXT_PP(1);
 
-		funcctx->user_fctx = NULL;
-		SRF_RETURN_NEXT(funcctx, HeapTupleGetDatum(tuple));
+		if (VARSIZE_ANY_EXHDR(t) > SCOPE_MAX)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid required scope"),
+					 errdetail("The scope has %d characters; at most %d are allowed.",
+							   (int) VARSIZE_ANY_EXHDR(t), SCOPE_MAX)));
+		scope = text_to_cstring(t);
+		CheckScopeArg(scope);
 	}
-	SRF_RETURN_DONE(funcctx);
+	if (!PG_ARGISNULL(2))
+	{
+		client = PG_GETARG_DATUM(2);
+		have_client = true;
+	}
+	else
+		have_client = false;	/* the connection's, looked up if needed */
+	VerifyKey(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0), scope, client, have_client, &v);
+	values[0] = Int64GetDatum(v.key_id);
+	values[1] = Int64GetDatum(v.restaurant_id);
+	values[2] = v.scopes;
+
+	RegisterExprContextCallback(rsi->econtext, VerifyShutdown, PointerGetDatum(fcinfo->flinfo));
+	fcinfo->flinfo->fn_extra = &verify_row_returned;
+	rsi->isDone = ExprMultipleResult;
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(verify_tupdesc, values, nulls)));
 }
 
 PG_FUNCTION_INFO_V1(aura_api_key_generate);
