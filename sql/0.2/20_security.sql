@@ -396,19 +396,9 @@ SELECT k.restaurant_id, k.id, k.name, k.environment,
 COMMENT ON VIEW aura.api_keys_view IS 'API keys without their hashes; row-level security shows the restaurant in context (every restaurant to aura_admin).';
 
 ------------------------------------------------------------------------------
--- Privilege matrix: every object of schema aura, what each role is granted.
--- Modules add rows for their objects in their own part; the security test
--- compares this with the catalog and fails on any difference or PUBLIC grant.
+-- Privilege matrix (the table is created by part 05 so that every part can
+-- declare its objects): what the catalog grants, and the differences.
 ------------------------------------------------------------------------------
-CREATE TABLE aura.privilege_matrix (
-    object      text NOT NULL,
-    kind        text NOT NULL CHECK (kind IN ('table', 'view', 'sequence', 'function')),
-    role        text NOT NULL CHECK (role IN ('aura_admin', 'aura_manager', 'aura_staff', 'aura_reporting', '-')),
-    privileges  text NOT NULL,
-    PRIMARY KEY (object, role)
-);
-COMMENT ON TABLE aura.privilege_matrix IS 'Declared privileges: object (aura.name, functions with argument types), role (''-'': no role has any), comma-separated privileges as aura.privileges_granted shows them. Checked by aura.privilege_mismatches.';
-
 -- what the catalog grants, one row per object and grantee (owner excluded)
 CREATE VIEW aura.privileges_granted AS
 WITH objs AS (
