@@ -1109,7 +1109,7 @@ BEGIN
     SELECT p_restaurant AS restaurant_id, p_id AS id, p_msg_id AS msg_id, p_event_type AS event_type,
            p_channel_id AS channel_id, p_recipient AS recipient, p_payload AS payload INTO n;
     o.restaurant_id := p_restaurant; o.id := p_id; o.attempt := p_attempts;
-    o.timeout_ms := current_setting('aura.http_timeout')::int;
+    o.timeout_ms := NULL;      -- the dispatcher's aura.http_timeout
     SELECT * INTO ch FROM aura.notification_channels c WHERE c.restaurant_id = n.restaurant_id AND c.id = n.channel_id;
     IF ch.id IS NULL THEN
         o.kind := 'error'; o.error := format('channel %s does not exist', n.channel_id); RETURN o;
@@ -1187,10 +1187,14 @@ DECLARE
     ts bigint := extract(epoch FROM now())::bigint;
 BEGIN
     -- expired leases: the worker died mid-send; the attempt counts, the message goes again
-    UPDATE aura.notifications n
-       SET status = CASE WHEN n.attempts >= n.max_attempts THEN 'dead' ELSE 'failed' END,
-           lease_until = NULL, last_error = 'lease expired (dispatcher stopped while sending)'
-     WHERE n.status = 'sending' AND n.lease_until < now();
+    WITH expired AS (
+        UPDATE aura.notifications n
+           SET status = CASE WHEN n.attempts >= n.max_attempts THEN 'dead' ELSE 'failed' END,
+               lease_until = NULL, last_error = 'lease expired (dispatcher stopped while sending)'
+         WHERE n.status = 'sending' AND n.lease_until < now()
+        RETURNING n.*)
+    INSERT INTO aura.delivery_log (restaurant_id, notification_id, msg_id, attempt, outcome, error)
+    SELECT e.restaurant_id, e.id, e.msg_id, e.attempts, e.status, e.last_error FROM expired e;
 
     RETURN QUERY
     WITH c AS (
@@ -1280,20 +1284,24 @@ BEGIN
            CASE WHEN u.status IN ('failed', 'dead') THEN u.last_error END
       FROM upd u;
 
-    -- endpoint health: success resets the failure streak; 410 or N failures in a row disable
+    -- endpoint health: a success resets the streak; a 410, or N messages in a row
+    -- dead-lettered (retries exhausted), disable the webhook.  Failed attempts
+    -- that will be retried do not count: an outage shorter than the retry
+    -- schedule never disables an endpoint.
     UPDATE aura.webhooks w
        SET last_success_at = CASE WHEN s.ok > 0 THEN now() ELSE w.last_success_at END,
            last_failure_at = CASE WHEN s.bad > 0 THEN now() ELSE w.last_failure_at END,
-           failure_count = CASE WHEN s.last_ok THEN 0 ELSE w.failure_count + s.bad END,
+           failure_count = CASE WHEN s.last_ok THEN 0 ELSE w.failure_count + s.died END,
            verified_at = CASE WHEN s.ping_ok THEN now() ELSE w.verified_at END,
-           active = w.active AND NOT s.gone AND (s.last_ok OR w.failure_count + s.bad < disable_after),
+           active = w.active AND NOT s.gone AND (s.last_ok OR w.failure_count + s.died < disable_after),
            disabled_reason = CASE WHEN s.gone THEN 'the endpoint answered 410 Gone'
-                                  WHEN NOT s.last_ok AND w.failure_count + s.bad >= disable_after
-                                  THEN format('%s consecutive failures', w.failure_count + s.bad)
+                                  WHEN NOT s.last_ok AND w.active AND w.failure_count + s.died >= disable_after
+                                  THEN format('%s consecutive messages dead-lettered', w.failure_count + s.died)
                                   ELSE w.disabled_reason END
       FROM (SELECT n.restaurant_id, n.webhook_id,
                    count(*) FILTER (WHERE o.outcome = 'delivered') ok,
                    count(*) FILTER (WHERE o.outcome IN ('failed', 'gone', 'permanent')) bad,
+                   count(*) FILTER (WHERE o.outcome <> 'delivered' AND n.status = 'dead') died,
                    bool_or(o.outcome = 'gone') gone,
                    bool_or(o.outcome = 'delivered' AND n.event_type = 'webhook.test') ping_ok,
                    (array_agg(o.outcome = 'delivered' ORDER BY n.id DESC))[1] last_ok

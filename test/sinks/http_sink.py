@@ -6,7 +6,7 @@ what the sink checked -- the Standard Webhooks signature (with the secrets it
 was told), the Slack Block Kit shape, the Twilio form shape.  Behaviour per
 path is set on command:
 
-  POST /_control  {"path": "/hook", "mode": "ok|500|410|hang|big|redirect"}
+  POST /_control  {"path": "/hook", "mode": "ok|500|410|hang|slow|big|redirect"}
   POST /_control  {"secrets": ["whsec_..."]}      secrets to verify with
   GET  /_count                                      number of recorded requests
 
@@ -120,6 +120,9 @@ class Handler(BaseHTTPRequestHandler):
             logf.flush()
         if mode == 'hang':
             time.sleep(60)
+            self.reply(200)
+        elif mode == 'slow':
+            time.sleep(1.5)
             self.reply(200)
         elif mode == 'big':
             self.reply(200, b'x' * (3 * 1024 * 1024))
