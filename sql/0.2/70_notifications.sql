@@ -1208,26 +1208,28 @@ BEGIN
            SET status = 'sending', attempts = n.attempts + 1,
                lease_until = now() + make_interval(secs => lease_seconds)
           FROM c WHERE n.restaurant_id = c.restaurant_id AND n.id = c.id
-        RETURNING n.*),
+        RETURNING n.restaurant_id, n.id, n.attempts, n.msg_id, n.event_type, n.channel, n.webhook_id,
+                  n.channel_id, n.recipient, n.payload),
     w AS MATERIALIZED (
-        SELECT wh.restaurant_id, wh.id, wh.url, wh.headers, wh.timeout_ms, wh.active, wh.disabled_reason,
+        SELECT wh.restaurant_id, wh.id, wh.url, wh.timeout_ms, wh.active, wh.disabled_reason,
                aura._decrypt_secret(wh.secret) AS s1,
-               CASE WHEN wh.previous_secret_until > now() THEN aura._decrypt_secret(wh.previous_secret) END AS s2
+               CASE WHEN wh.previous_secret_until > now() THEN aura._decrypt_secret(wh.previous_secret) END AS s2,
+               ARRAY['Content-Type: application/json', 'User-Agent: aura/' || aura.version()] AS fixed,
+               ARRAY(SELECT k || ': ' || v FROM jsonb_each_text(wh.headers) e(k, v)) AS extra
           FROM aura.webhooks wh
          WHERE (wh.restaurant_id, wh.id) IN (SELECT u.restaurant_id, u.webhook_id FROM u WHERE u.webhook_id IS NOT NULL))
     SELECT u.restaurant_id, u.id, u.attempts,
            CASE WHEN w.id IS NULL THEN 'error' WHEN NOT w.active THEN 'error' WHEN w.s1 IS NULL THEN 'error' ELSE 'http' END,
            w.url,
-           ARRAY['Content-Type: application/json', 'User-Agent: aura/' || aura.version(),
-                 'webhook-id: ' || u.msg_id, 'webhook-timestamp: ' || ts,
-                 'webhook-signature: ' || aura.webhook_sign(w.s1, u.msg_id, ts, u.payload::text)
-                     || coalesce(' ' || aura.webhook_sign(w.s2, u.msg_id, ts, u.payload::text), '')]
-             || ARRAY(SELECT k || ': ' || v FROM jsonb_each_text(w.headers) e(k, v)),
-           u.payload::text, NULL::text, NULL::text, NULL::text, NULL::text[], NULL::text, w.timeout_ms,
+           w.fixed || ARRAY['webhook-id: ' || u.msg_id, 'webhook-timestamp: ' || ts,
+                 'webhook-signature: ' || aura.webhook_sign(w.s1, u.msg_id, ts, b.body)
+                     || coalesce(' ' || aura.webhook_sign(w.s2, u.msg_id, ts, b.body), '')] || w.extra,
+           b.body, NULL::text, NULL::text, NULL::text, NULL::text[], NULL::text, w.timeout_ms,
            CASE WHEN w.id IS NULL THEN 'webhook ' || u.webhook_id || ' does not exist'
                 WHEN NOT w.active THEN 'webhook disabled: ' || coalesce(w.disabled_reason, 'by its owner')
                 WHEN w.s1 IS NULL THEN 'cannot decrypt the webhook secret (aura.notify_secret_key missing or changed)' END
       FROM u LEFT JOIN w ON w.restaurant_id = u.restaurant_id AND w.id = u.webhook_id
+           CROSS JOIN LATERAL (SELECT u.payload::text AS body) b
      WHERE u.channel = 'webhook' AND u.webhook_id IS NOT NULL
     UNION ALL
     SELECT r.*
@@ -1256,11 +1258,6 @@ CREATE FUNCTION aura._record(rids bigint[], ids bigint[], outcomes text[], codes
 DECLARE
     disable_after int := current_setting('aura.webhook_disable_after')::int;
 BEGIN
-    CREATE TEMP TABLE IF NOT EXISTS pg_temp.outcome (restaurant_id bigint, id bigint, outcome text, code int,
-                                                     error text, latency int) ON COMMIT DELETE ROWS;
-    INSERT INTO pg_temp.outcome
-    SELECT * FROM unnest(rids, ids, outcomes, codes, errors, latencies);
-
     WITH upd AS (
         UPDATE aura.notifications n
            SET status = CASE WHEN o.outcome = 'delivered' THEN 'delivered'
@@ -1275,7 +1272,7 @@ BEGIN
                last_error = CASE WHEN o.outcome IN ('delivered', 'released') THEN n.last_error ELSE left(o.error, 1000) END,
                response_code = coalesce(o.code, n.response_code),
                latency_ms = coalesce(o.latency, n.latency_ms)
-          FROM pg_temp.outcome o
+          FROM unnest(rids, ids, outcomes, codes, errors, latencies) o(restaurant_id, id, outcome, code, error, latency)
          WHERE n.restaurant_id = o.restaurant_id AND n.id = o.id AND n.status = 'sending'
         RETURNING n.*)
     INSERT INTO aura.delivery_log (restaurant_id, notification_id, msg_id, attempt, outcome, response_code, latency_ms, error)
@@ -1305,7 +1302,7 @@ BEGIN
                    bool_or(o.outcome = 'gone') gone,
                    bool_or(o.outcome = 'delivered' AND n.event_type = 'webhook.test') ping_ok,
                    (array_agg(o.outcome = 'delivered' ORDER BY n.id DESC))[1] last_ok
-              FROM pg_temp.outcome o JOIN aura.notifications n ON n.restaurant_id = o.restaurant_id AND n.id = o.id
+              FROM unnest(rids, ids, outcomes) o(restaurant_id, id, outcome) JOIN aura.notifications n ON n.restaurant_id = o.restaurant_id AND n.id = o.id
              WHERE n.webhook_id IS NOT NULL AND o.outcome <> 'released'
              GROUP BY 1, 2) s
      WHERE w.restaurant_id = s.restaurant_id AND w.id = s.webhook_id;
@@ -1321,7 +1318,7 @@ BEGIN
                    count(*) FILTER (WHERE o.outcome = 'delivered') ok,
                    count(*) FILTER (WHERE o.outcome IN ('failed', 'gone', 'permanent')) bad,
                    bool_or(o.outcome = 'gone') gone
-              FROM pg_temp.outcome o JOIN aura.notifications n ON n.restaurant_id = o.restaurant_id AND n.id = o.id
+              FROM unnest(rids, ids, outcomes) o(restaurant_id, id, outcome) JOIN aura.notifications n ON n.restaurant_id = o.restaurant_id AND n.id = o.id
              WHERE n.channel_id IS NOT NULL AND o.outcome <> 'released'
              GROUP BY 1, 2) s
      WHERE c.restaurant_id = s.restaurant_id AND c.id = s.channel_id;
