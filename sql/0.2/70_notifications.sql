@@ -1440,8 +1440,8 @@ BEGIN
      WHERE aura._caller_is_admin() OR restaurant_id = aura.current_restaurant();
     ok := total > 0 AND inactive = 0 AND unverified = 0;
     detail := CASE WHEN total = 0 THEN 'no webhook endpoints: add one with aura.create_webhook(...)'
-                   ELSE format('%s endpoints, %s disabled, %s not verified (run aura.test_webhook(id))',
-                               total, inactive, unverified) END;
+                   ELSE format('%s endpoints, %s disabled, %s not verified', total, inactive, unverified)
+                        || CASE WHEN unverified > 0 THEN ' (run aura.test_webhook(id))' ELSE '' END END;
 END
 $$;
 UPDATE aura.deployment_items SET check_fn = 'aura._check_notification_channels' WHERE name = 'notification_channels';
