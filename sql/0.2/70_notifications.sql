@@ -1258,6 +1258,7 @@ CREATE FUNCTION aura._record(rids bigint[], ids bigint[], outcomes text[], codes
 DECLARE
     disable_after int := current_setting('aura.webhook_disable_after')::int;
 BEGIN
+    -- one statement: the outbox rows, the log, and the endpoints' health
     WITH upd AS (
         UPDATE aura.notifications n
            SET status = CASE WHEN o.outcome = 'delivered' THEN 'delivered'
@@ -1274,54 +1275,55 @@ BEGIN
                latency_ms = coalesce(o.latency, n.latency_ms)
           FROM unnest(rids, ids, outcomes, codes, errors, latencies) o(restaurant_id, id, outcome, code, error, latency)
          WHERE n.restaurant_id = o.restaurant_id AND n.id = o.id AND n.status = 'sending'
-        RETURNING n.*)
+        RETURNING n.restaurant_id, n.id, n.msg_id, n.attempts, n.status, n.response_code, n.latency_ms,
+                  n.last_error, n.webhook_id, n.channel_id, n.event_type, o.outcome),
+    -- endpoint health: a success resets the streak; a 410, or N messages in a row
+    -- dead-lettered (retries exhausted), disable the webhook.  Failed attempts
+    -- that will be retried do not count: an outage shorter than the retry
+    -- schedule never disables an endpoint.
+    wh AS (
+        UPDATE aura.webhooks w
+           SET last_success_at = CASE WHEN s.ok > 0 THEN now() ELSE w.last_success_at END,
+               last_failure_at = CASE WHEN s.bad > 0 THEN now() ELSE w.last_failure_at END,
+               failure_count = CASE WHEN s.last_ok THEN 0 ELSE w.failure_count + s.died END,
+               verified_at = CASE WHEN s.ping_ok THEN now() ELSE w.verified_at END,
+               active = w.active AND NOT s.gone AND (s.last_ok OR w.failure_count + s.died < disable_after),
+               disabled_reason = CASE WHEN s.gone THEN 'the endpoint answered 410 Gone'
+                                      WHEN NOT s.last_ok AND w.active AND w.failure_count + s.died >= disable_after
+                                      THEN format('%s consecutive messages dead-lettered', w.failure_count + s.died)
+                                      ELSE w.disabled_reason END
+          FROM (SELECT u.restaurant_id, u.webhook_id,
+                       count(*) FILTER (WHERE u.outcome = 'delivered') ok,
+                       count(*) FILTER (WHERE u.outcome IN ('failed', 'gone', 'permanent')) bad,
+                       count(*) FILTER (WHERE u.outcome <> 'delivered' AND u.status = 'dead') died,
+                       bool_or(u.outcome = 'gone') gone,
+                       bool_or(u.outcome = 'delivered' AND u.event_type = 'webhook.test') ping_ok,
+                       (array_agg(u.outcome = 'delivered' ORDER BY u.id DESC))[1] last_ok
+                  FROM upd u
+                 WHERE u.webhook_id IS NOT NULL AND u.outcome <> 'released'
+                 GROUP BY 1, 2) s
+         WHERE w.restaurant_id = s.restaurant_id AND w.id = s.webhook_id),
+    ch AS (
+        UPDATE aura.notification_channels c
+           SET last_success_at = CASE WHEN s.ok > 0 THEN now() ELSE c.last_success_at END,
+               last_failure_at = CASE WHEN s.bad > 0 THEN now() ELSE c.last_failure_at END,
+               failure_count = CASE WHEN s.ok > 0 THEN 0 ELSE c.failure_count + s.bad END,
+               enabled = c.enabled AND NOT s.gone,
+               disabled_reason = CASE WHEN s.gone THEN 'the endpoint answered 410 Gone (Slack: channel or app removed)'
+                                      ELSE c.disabled_reason END
+          FROM (SELECT u.restaurant_id, u.channel_id,
+                       count(*) FILTER (WHERE u.outcome = 'delivered') ok,
+                       count(*) FILTER (WHERE u.outcome IN ('failed', 'gone', 'permanent')) bad,
+                       bool_or(u.outcome = 'gone') gone
+                  FROM upd u
+                 WHERE u.channel_id IS NOT NULL AND u.outcome <> 'released'
+                 GROUP BY 1, 2) s
+         WHERE c.restaurant_id = s.restaurant_id AND c.id = s.channel_id)
     INSERT INTO aura.delivery_log (restaurant_id, notification_id, msg_id, attempt, outcome, response_code, latency_ms, error)
     SELECT u.restaurant_id, u.id, u.msg_id, u.attempts + CASE WHEN u.status = 'queued' THEN 1 ELSE 0 END,
            CASE u.status WHEN 'queued' THEN 'released' ELSE u.status END, u.response_code, u.latency_ms,
            CASE WHEN u.status IN ('failed', 'dead') THEN u.last_error END
       FROM upd u;
-
-    -- endpoint health: a success resets the streak; a 410, or N messages in a row
-    -- dead-lettered (retries exhausted), disable the webhook.  Failed attempts
-    -- that will be retried do not count: an outage shorter than the retry
-    -- schedule never disables an endpoint.
-    UPDATE aura.webhooks w
-       SET last_success_at = CASE WHEN s.ok > 0 THEN now() ELSE w.last_success_at END,
-           last_failure_at = CASE WHEN s.bad > 0 THEN now() ELSE w.last_failure_at END,
-           failure_count = CASE WHEN s.last_ok THEN 0 ELSE w.failure_count + s.died END,
-           verified_at = CASE WHEN s.ping_ok THEN now() ELSE w.verified_at END,
-           active = w.active AND NOT s.gone AND (s.last_ok OR w.failure_count + s.died < disable_after),
-           disabled_reason = CASE WHEN s.gone THEN 'the endpoint answered 410 Gone'
-                                  WHEN NOT s.last_ok AND w.active AND w.failure_count + s.died >= disable_after
-                                  THEN format('%s consecutive messages dead-lettered', w.failure_count + s.died)
-                                  ELSE w.disabled_reason END
-      FROM (SELECT n.restaurant_id, n.webhook_id,
-                   count(*) FILTER (WHERE o.outcome = 'delivered') ok,
-                   count(*) FILTER (WHERE o.outcome IN ('failed', 'gone', 'permanent')) bad,
-                   count(*) FILTER (WHERE o.outcome <> 'delivered' AND n.status = 'dead') died,
-                   bool_or(o.outcome = 'gone') gone,
-                   bool_or(o.outcome = 'delivered' AND n.event_type = 'webhook.test') ping_ok,
-                   (array_agg(o.outcome = 'delivered' ORDER BY n.id DESC))[1] last_ok
-              FROM unnest(rids, ids, outcomes) o(restaurant_id, id, outcome) JOIN aura.notifications n ON n.restaurant_id = o.restaurant_id AND n.id = o.id
-             WHERE n.webhook_id IS NOT NULL AND o.outcome <> 'released'
-             GROUP BY 1, 2) s
-     WHERE w.restaurant_id = s.restaurant_id AND w.id = s.webhook_id;
-
-    UPDATE aura.notification_channels c
-       SET last_success_at = CASE WHEN s.ok > 0 THEN now() ELSE c.last_success_at END,
-           last_failure_at = CASE WHEN s.bad > 0 THEN now() ELSE c.last_failure_at END,
-           failure_count = CASE WHEN s.ok > 0 THEN 0 ELSE c.failure_count + s.bad END,
-           enabled = c.enabled AND NOT s.gone,
-           disabled_reason = CASE WHEN s.gone THEN 'the endpoint answered 410 Gone (Slack: channel or app removed)'
-                                  ELSE c.disabled_reason END
-      FROM (SELECT n.restaurant_id, n.channel_id,
-                   count(*) FILTER (WHERE o.outcome = 'delivered') ok,
-                   count(*) FILTER (WHERE o.outcome IN ('failed', 'gone', 'permanent')) bad,
-                   bool_or(o.outcome = 'gone') gone
-              FROM unnest(rids, ids, outcomes) o(restaurant_id, id, outcome) JOIN aura.notifications n ON n.restaurant_id = o.restaurant_id AND n.id = o.id
-             WHERE n.channel_id IS NOT NULL AND o.outcome <> 'released'
-             GROUP BY 1, 2) s
-     WHERE c.restaurant_id = s.restaurant_id AND c.id = s.channel_id;
 END
 $$;
 
