@@ -124,6 +124,20 @@ SELECT event_type, payload -> 'data' ->> 'count' AS items, payload -> 'data' ->>
   FROM aura.notifications WHERE restaurant_id = 701 AND event_type = 'digest';
 SELECT title FROM aura.inbox WHERE restaurant_id = 701 AND event_type = 'digest';
 
+-- quiet hours in the restaurant's time zone: held until the quiet period ends
+SELECT aura.set_notification_rule('quiet now', '{quiet.test}', '[{"channel": "mail", "recipients": ["q@example.com"]}]',
+    quiet_start => ((now() AT TIME ZONE 'Europe/Rome') - interval '1 hour')::time,
+    quiet_end => ((now() AT TIME ZONE 'Europe/Rome') + interval '1 hour')::time) > 0 AS rule;
+SELECT aura.set_notification_rule('quiet later', '{quiet.test}', '[{"channel": "mail", "recipients": ["l@example.com"]}]',
+    quiet_start => ((now() AT TIME ZONE 'Europe/Rome') + interval '2 hours')::time,
+    quiet_end => ((now() AT TIME ZONE 'Europe/Rome') + interval '3 hours')::time) > 0 AS rule;
+BEGIN;
+SELECT aura.emit_event(701, 'quiet.test', '{}') > 0 AS emitted;
+SELECT recipient, next_attempt_at - now() BETWEEN interval '59 minutes' AND interval '61 minutes' AS held_one_hour,
+       next_attempt_at <= now() AS now
+  FROM aura.notifications WHERE event_type = 'quiet.test' ORDER BY recipient;
+ROLLBACK;
+
 -- rendering of the channels (what the dispatcher sends)
 SELECT jsonb_pretty(aura._slack_blocks('insight.created', '{"title": "Sales up", "severity": "high", "description": "Lunch +20%",
         "impact": "high", "value": "1200 EUR", "recommendations": ["a", "b", "c", "d", "e", "f"], "url": "https://aura.example/i/1"}'));

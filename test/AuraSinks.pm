@@ -39,17 +39,19 @@ sub notify_node
     return $node;
 }
 
-# start_http_sink(DIR, [PORT]): (port, handle, log file) of a running HTTP sink
+# start_http_sink(DIR, [PORT], [CERT:KEY]): (port, handle, log file) of a running HTTP(S) sink
 sub start_http_sink
 {
-    my ($dir, $port) = @_;
-    my $log = "$dir/http_sink.log";
-    my $pf = "$dir/http_sink.port";
+    my ($dir, $port, $tls) = @_;
+    my $name = $tls ? 'https_sink' : 'http_sink';
+    my $log = "$dir/$name.log";
+    my $pf = "$dir/$name.port";
     unlink $pf;
+    my @tls = $tls ? ('--tls', $tls) : ();
     my $h = IPC::Run::start([$python, "$top/test/sinks/http_sink.py", '--log', $log,
-                             '--port-file', $pf, '--port', $port // 0],
-                            '>', "$dir/http_sink.out", '2>', "$dir/http_sink.err");
-    wait_for(sub { -s $pf }, 10) or die 'http sink did not start: ' . slurp_file("$dir/http_sink.err");
+                             '--port-file', $pf, '--port', $port // 0, @tls],
+                            '>', "$dir/$name.out", '2>', "$dir/$name.err");
+    wait_for(sub { -s $pf }, 10) or die 'http sink did not start: ' . slurp_file("$dir/$name.err");
     return (0 + slurp_file($pf), $h, $log);
 }
 

@@ -47,7 +47,7 @@ def main():
 
         def authenticator(server, session, envelope, mechanism, auth_data):
             ok = auth_data.login.decode() == user and auth_data.password.decode() == password
-            return AuthResult(success=ok)
+            return AuthResult(success=ok, handled=False)
         kwargs = dict(authenticator=authenticator, auth_required=True, auth_require_tls=False)
     ctl = Controller(Recorder(args.log), hostname='127.0.0.1', port=args.port, **kwargs)
     ctl.start()
