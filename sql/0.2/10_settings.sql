@@ -912,6 +912,7 @@ BEGIN
                                   'key rotation to ' || current_key_id);
         reencrypted := reencrypted + 1;
     END LOOP;
+    IF reencrypted < batch THEN
     FOR r IN SELECT v.restaurant_id, v.scope, v.scope_id, v.key, v.secret, v.fingerprint FROM aura.setting_values v
               WHERE v.key_id IS DISTINCT FROM current_key_id AND v.secret IS NOT NULL
               ORDER BY v.restaurant_id, v.scope, v.scope_id, v.key
@@ -927,6 +928,7 @@ BEGIN
                                   'key rotation to ' || current_key_id);
         reencrypted := reencrypted + 1;
     END LOOP;
+    END IF;
     SELECT (SELECT count(*) FROM aura.system_settings s WHERE s.secret IS NOT NULL AND s.key_id IS DISTINCT FROM current_key_id)
          + (SELECT count(*) FROM aura.setting_values v WHERE v.secret IS NOT NULL AND v.key_id IS DISTINCT FROM current_key_id)
       INTO remaining;
