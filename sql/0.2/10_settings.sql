@@ -660,6 +660,18 @@ CREATE FUNCTION aura.unlock_setting(key text, scope text DEFAULT 'system', scope
 COMMENT ON FUNCTION aura.unlock_setting(text, text, bigint, text) IS 'Removes a lock set by aura.lock_setting.';
 
 -- History query ---------------------------------------------------------------
+-- _check_scope_name: NULL or a scope name, else 22023
+CREATE FUNCTION aura._check_scope_name(p_scope text) RETURNS boolean
+    LANGUAGE plpgsql IMMUTABLE
+    AS $$
+BEGIN
+    IF p_scope IS NOT NULL AND lower(p_scope) NOT IN ('system', 'restaurant', 'location', 'user') THEN
+        RAISE EXCEPTION 'unknown scope "%"', left(p_scope, 100)
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Scopes are system, restaurant, location and user.';
+    END IF;
+    RETURN true;
+END
+$$;
 CREATE FUNCTION aura.setting_history(key text DEFAULT NULL, scope text DEFAULT NULL, scope_id bigint DEFAULT NULL,
                                      since timestamptz DEFAULT NULL)
     RETURNS TABLE (id bigint, restaurant_id bigint, key text, scope text, scope_id bigint, action text,
@@ -668,7 +680,7 @@ CREATE FUNCTION aura.setting_history(key text DEFAULT NULL, scope text DEFAULT N
     LANGUAGE sql STABLE
     SET search_path = pg_catalog, aura, pg_temp
     AS $$
-    SELECT * FROM (
+    SELECT x.* FROM (
         SELECT h.id, NULL::bigint AS restaurant_id, h.key, h.scope, h.scope_id, h.action, h.source, h.old_value, h.new_value,
                h.changed_by, h.app_user_id, h.changed_at, h.reason
           FROM aura.system_setting_history h
@@ -679,7 +691,8 @@ CREATE FUNCTION aura.setting_history(key text DEFAULT NULL, scope text DEFAULT N
           FROM aura.setting_history h
          WHERE coalesce(setting_history.scope, h.scope) = h.scope
            AND (setting_history.scope_id IS NULL OR h.scope_id = setting_history.scope_id)) x
-     WHERE (setting_history.key IS NULL OR x.key = setting_history.key)
+     WHERE aura._check_scope_name(setting_history.scope)    -- evaluated once, before any row
+       AND (setting_history.key IS NULL OR x.key = setting_history.key)
        AND (setting_history.since IS NULL OR x.changed_at >= setting_history.since)
      ORDER BY x.changed_at, x.restaurant_id NULLS FIRST, x.id
 $$;
@@ -720,7 +733,7 @@ GRANT EXECUTE ON FUNCTION
 GRANT EXECUTE ON FUNCTION
     aura.lock_setting(text, text, bigint, text), aura.unlock_setting(text, text, bigint, text),
     aura._set_lock(text, text, bigint, boolean, text),
-    aura.setting_history(text, text, bigint, timestamptz)
+    aura.setting_history(text, text, bigint, timestamptz), aura._check_scope_name(text)
     TO aura_manager;
 GRANT EXECUTE ON FUNCTION aura.encryption_key_status() TO aura_admin;
 

@@ -515,7 +515,7 @@ END
 $$;
 COMMENT ON FUNCTION aura.rollback_settings(bigint, text) IS 'Restores a scope to a version, atomically: values the version lacks are removed, its values (and locks) restored; recorded with source rollback.';
 
-CREATE VIEW aura.settings_versions AS
+CREATE VIEW aura.settings_versions WITH (security_barrier) AS
     SELECT v.id, 'system'::text AS scope, NULL::bigint AS restaurant_id, NULL::bigint AS scope_id, v.label,
            (SELECT count(*) FROM jsonb_object_keys(v.snapshot)) AS settings, v.created_at, v.created_by
       FROM aura.system_setting_versions v
