@@ -455,6 +455,10 @@ BEGIN
         canonical := NULL;
     END IF;
 
+    -- writers of one setting at one scope queue here, so a first write racing
+    -- another sees its row and history records create, then update
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('aura.setting'),
+        pg_catalog.hashtext(concat_ws('/', p_restaurant, p_scope, p_scope_id, p_key)));
     IF p_scope = 'system' THEN
         SELECT v.value, v.fingerprint, true INTO old_value, old_fp, had_row
           FROM aura.system_settings v WHERE v.key = p_key FOR UPDATE;
