@@ -230,7 +230,13 @@ BEGIN
         IF sv.secret IS NOT NULL THEN
             IF include_secrets THEN
                 plain := aura._unseal(sv.secret, sv.key);
-                vals := vals || jsonb_build_object(sv.key, to_jsonb(plain));
+                -- sealed text is the string itself for text types, JSON text otherwise
+                IF (SELECT d.type FROM aura.setting_definitions d WHERE d.key = sv.key)
+                   IN ('string', 'secret', 'enum', 'datetime', 'duration') THEN
+                    vals := vals || jsonb_build_object(sv.key, to_jsonb(plain));
+                ELSE
+                    vals := vals || jsonb_build_object(sv.key, plain::jsonb);
+                END IF;
                 plain := NULL;
                 PERFORM aura._log_setting(t.restaurant_id, t.scope, t.scope_id, sv.key, 'reveal', 'direct',
                                           NULL, NULL, 'export_settings with secrets');
