@@ -308,6 +308,36 @@ SELECT aura.get_setting_int('custom.max_guests', 100) AS new_default_at_once;
 DELETE FROM aura.setting_definitions WHERE key = 'custom.max_guests';
 SELECT aura.get_setting_int('custom.max_guests', 100);
 
+-- bad input for the remaining public functions: clear errors, nothing changed
+SELECT aura.reveal_secret(NULL);
+SELECT aura.reveal_secret('notifications.email.password', 'galaxy');
+SELECT aura.reveal_secret('notifications.email.password', 'system', 5);
+SELECT aura.reveal_secret('notifications.email.password', 'location');
+SELECT aura.reveal_secret(repeat('x', 1000000));
+SELECT aura.lock_setting(NULL);
+SELECT aura.unlock_setting('no.such');
+SELECT aura.reset_setting(NULL);
+SELECT aura.reset_setting('loyalty.pending_days', 'location', 110);
+SELECT count(*) AS no_rows FROM aura.setting_history('no.such', 'user', -1, 'infinity');
+SELECT count(*) FROM aura.setting_history(scope => 'galaxy');
+SELECT * FROM aura.rotate_encryption_key_batch(0);
+SELECT * FROM aura.rotate_encryption_key_batch(NULL);
+SELECT reencrypted, remaining FROM aura.rotate_encryption_key_batch(10) AS nothing_to_rotate;
+CALL aura.rotate_encryption_key(10);
+SELECT aura._validate_setting('operations.business_hours', (repeat('{"a":', 200) || '1' || repeat('}', 200))::jsonb);
+SELECT aura._validate_setting('display.receipt_footer', '"\u0000"');
+SELECT aura._validate_setting('general.go_live_at', to_jsonb(repeat('9', 200)));
+SELECT aura._validate_setting('insights.thread_window', '1e300');
+SELECT aura._validate_setting('loyalty.points_per_unit', '-0.0000001');
+SET ROLE regress_set_manager;
+SELECT aura.set_context(100);
+SELECT * FROM aura.effective_settings(101) LIMIT 1;
+SELECT * FROM aura.rotate_encryption_key_batch(1);
+SELECT * FROM aura.encryption_key_status();
+SELECT aura._seal('x', 'y');
+RESET ROLE;
+SELECT aura.clear_context();
+
 -- every table is protected by row-level security; nothing for PUBLIC
 SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity FROM pg_class c
  WHERE c.relnamespace = 'aura'::regnamespace AND c.relkind = 'r' AND c.relname LIKE '%setting%' ORDER BY 1;

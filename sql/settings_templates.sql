@@ -81,6 +81,16 @@ SELECT key, locked FROM aura.configured_settings WHERE restaurant_id = 161 AND l
 SELECT * FROM aura.import_settings(aura.export_settings('restaurant', 160, true), 'restaurant', 161, 'merge')
  WHERE key LIKE 'notifications%';
 SELECT aura.reveal_secret('notifications.email.password', 'restaurant', 161) AS imported_secret;
+-- a sensitive JSON setting (not type secret) round-trips as JSON
+INSERT INTO aura.setting_definitions (key, category, type, sensitive, required_keys, allowed_scopes, description)
+VALUES ('custom.pos_credentials', 'pos_integration', 'json', true, '{client_id,client_secret}', '{restaurant}', 'test');
+SELECT aura.set_setting('custom.pos_credentials', '{"client_id": "c-1", "client_secret": "s-1"}', 'restaurant', 160);
+SELECT aura.get_setting('custom.pos_credentials', 160) AS masked_json;
+SELECT aura.export_settings('restaurant', 160, true)->'settings'->'custom.pos_credentials' AS exported_as_json;
+SELECT key, action FROM aura.import_settings(aura.export_settings('restaurant', 160, true), 'restaurant', 161, 'merge')
+ WHERE key = 'custom.pos_credentials';
+SELECT aura.reveal_secret('custom.pos_credentials', 'restaurant', 161)::jsonb ->> 'client_secret' AS imported_json_secret;
+DELETE FROM aura.setting_definitions WHERE key = 'custom.pos_credentials';
 -- all or nothing, and bad documents
 SELECT count(*) AS history_before FROM aura.setting_history WHERE restaurant_id = 161 \gset
 SELECT * FROM aura.import_settings('{"format": "aura.settings", "version": 1, "settings": {"operations.max_party_size": 5, "loyalty.pending_days": -1}}', 'restaurant', 161);

@@ -445,6 +445,10 @@ BEGIN
         canonical := NULL;
     END IF;
 
+    -- writers of one setting at one scope queue here, so a first write racing
+    -- another sees its row and history records create, then update
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('aura.setting'),
+        pg_catalog.hashtext(concat_ws('/', p_restaurant, p_scope, p_scope_id, p_key)));
     IF p_scope = 'system' THEN
         SELECT v.value, v.fingerprint, true INTO old_value, old_fp, had_row
           FROM aura.system_settings v WHERE v.key = p_key FOR UPDATE;
@@ -650,6 +654,18 @@ CREATE FUNCTION aura.unlock_setting(key text, scope text DEFAULT 'system', scope
 COMMENT ON FUNCTION aura.unlock_setting(text, text, bigint, text) IS 'Removes a lock set by aura.lock_setting.';
 
 -- History query ---------------------------------------------------------------
+-- _check_scope_name: NULL or a scope name, else 22023
+CREATE FUNCTION aura._check_scope_name(p_scope text) RETURNS boolean
+    LANGUAGE plpgsql IMMUTABLE
+    AS $$
+BEGIN
+    IF p_scope IS NOT NULL AND lower(p_scope) NOT IN ('system', 'restaurant', 'location', 'user') THEN
+        RAISE EXCEPTION 'unknown scope "%"', left(p_scope, 100)
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Scopes are system, restaurant, location and user.';
+    END IF;
+    RETURN true;
+END
+$$;
 CREATE FUNCTION aura.setting_history(key text DEFAULT NULL, scope text DEFAULT NULL, scope_id bigint DEFAULT NULL,
                                      since timestamptz DEFAULT NULL)
     RETURNS TABLE (id bigint, restaurant_id bigint, key text, scope text, scope_id bigint, action text,
@@ -658,7 +674,7 @@ CREATE FUNCTION aura.setting_history(key text DEFAULT NULL, scope text DEFAULT N
     LANGUAGE sql STABLE
     SET search_path = pg_catalog, aura, pg_temp
     AS $$
-    SELECT * FROM (
+    SELECT x.* FROM (
         SELECT h.id, NULL::bigint AS restaurant_id, h.key, h.scope, h.scope_id, h.action, h.source, h.old_value, h.new_value,
                h.changed_by, h.app_user_id, h.changed_at, h.reason
           FROM aura.system_setting_history h
@@ -669,7 +685,8 @@ CREATE FUNCTION aura.setting_history(key text DEFAULT NULL, scope text DEFAULT N
           FROM aura.setting_history h
          WHERE coalesce(setting_history.scope, h.scope) = h.scope
            AND (setting_history.scope_id IS NULL OR h.scope_id = setting_history.scope_id)) x
-     WHERE (setting_history.key IS NULL OR x.key = setting_history.key)
+     WHERE aura._check_scope_name(setting_history.scope)    -- evaluated once, before any row
+       AND (setting_history.key IS NULL OR x.key = setting_history.key)
        AND (setting_history.since IS NULL OR x.changed_at >= setting_history.since)
      ORDER BY x.changed_at, x.restaurant_id NULLS FIRST, x.id
 $$;
@@ -710,7 +727,7 @@ GRANT EXECUTE ON FUNCTION
 GRANT EXECUTE ON FUNCTION
     aura.lock_setting(text, text, bigint, text), aura.unlock_setting(text, text, bigint, text),
     aura._set_lock(text, text, bigint, boolean, text),
-    aura.setting_history(text, text, bigint, timestamptz)
+    aura.setting_history(text, text, bigint, timestamptz), aura._check_scope_name(text)
     TO aura_manager;
 GRANT EXECUTE ON FUNCTION aura.encryption_key_status() TO aura_admin;
 
@@ -902,6 +919,7 @@ BEGIN
                                   'key rotation to ' || current_key_id);
         reencrypted := reencrypted + 1;
     END LOOP;
+    IF reencrypted < batch THEN
     FOR r IN SELECT v.restaurant_id, v.scope, v.scope_id, v.key, v.secret, v.fingerprint FROM aura.setting_values v
               WHERE v.key_id IS DISTINCT FROM current_key_id AND v.secret IS NOT NULL
               ORDER BY v.restaurant_id, v.scope, v.scope_id, v.key
@@ -917,6 +935,7 @@ BEGIN
                                   'key rotation to ' || current_key_id);
         reencrypted := reencrypted + 1;
     END LOOP;
+    END IF;
     SELECT (SELECT count(*) FROM aura.system_settings s WHERE s.secret IS NOT NULL AND s.key_id IS DISTINCT FROM current_key_id)
          + (SELECT count(*) FROM aura.setting_values v WHERE v.secret IS NOT NULL AND v.key_id IS DISTINCT FROM current_key_id)
       INTO remaining;

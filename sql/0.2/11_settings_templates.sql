@@ -230,7 +230,13 @@ BEGIN
         IF sv.secret IS NOT NULL THEN
             IF include_secrets THEN
                 plain := aura._unseal(sv.secret, sv.key);
-                vals := vals || jsonb_build_object(sv.key, to_jsonb(plain));
+                -- sealed text is the string itself for text types, JSON text otherwise
+                IF (SELECT d.type FROM aura.setting_definitions d WHERE d.key = sv.key)
+                   IN ('string', 'secret', 'enum', 'datetime', 'duration') THEN
+                    vals := vals || jsonb_build_object(sv.key, to_jsonb(plain));
+                ELSE
+                    vals := vals || jsonb_build_object(sv.key, plain::jsonb);
+                END IF;
                 plain := NULL;
                 PERFORM aura._log_setting(t.restaurant_id, t.scope, t.scope_id, sv.key, 'reveal', 'direct',
                                           NULL, NULL, 'export_settings with secrets');
@@ -515,7 +521,7 @@ END
 $$;
 COMMENT ON FUNCTION aura.rollback_settings(bigint, text) IS 'Restores a scope to a version, atomically: values the version lacks are removed, its values (and locks) restored; recorded with source rollback.';
 
-CREATE VIEW aura.settings_versions AS
+CREATE VIEW aura.settings_versions WITH (security_barrier) AS
     SELECT v.id, 'system'::text AS scope, NULL::bigint AS restaurant_id, NULL::bigint AS scope_id, v.label,
            (SELECT count(*) FROM jsonb_object_keys(v.snapshot)) AS settings, v.created_at, v.created_by
       FROM aura.system_setting_versions v

@@ -8,6 +8,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use IPC::Run;
 
 my $k1 = '00' x 16 . '11' x 16;            # hex
 my $k2 = 'QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVoxMjM0NTY=';   # base64 of 32 bytes
@@ -71,13 +72,37 @@ is($node->safe_psql('postgres', q{SELECT ok FROM aura.deployment_check() WHERE n
 	'deployment check ok with older values');
 like($node->safe_psql('postgres', q{SELECT detail FROM aura.deployment_check() WHERE name = 'encryption_key'}),
 	qr/3 sealed with older keys/, 'deployment check says rotation is due');
-# one batch of one value, then "interrupted"
+# interrupt the procedure for real: another session holds an EXCLUSIVE lock
+# on aura.setting_values, so the first batch (the system value) commits and
+# the second waits; cancel it there
+my ($lin, $lout, $lerr) = ('', '', '');
+my $locker = IPC::Run::start(['psql', '-X', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('postgres')],
+	'<', \$lin, '>', \$lout, '2>', \$lerr);
+$lin .= "BEGIN; LOCK TABLE aura.setting_values IN EXCLUSIVE MODE; SELECT 'locked';\n";
+my $timer = IPC::Run::timer(60);
+$timer->start;
+$locker->pump until $lout =~ /locked/ || $timer->is_expired;
+my ($rout, $rerr) = ('', '');
+my $rot = IPC::Run::start(['psql', '-X', '-d', $node->connstr('postgres'), '-c', 'CALL aura.rotate_encryption_key(1)'],
+	'>', \$rout, '2>', \$rerr);
+$node->poll_query_until('postgres', q{SELECT count(*) = 1 FROM pg_stat_activity
+    WHERE query LIKE 'CALL aura.rotate_encryption_key%' AND wait_event_type = 'Lock'})
+	or die 'rotation did not block on the lock';
+$node->safe_psql('postgres', q{SELECT pg_cancel_backend(pid) FROM pg_stat_activity
+    WHERE query LIKE 'CALL aura.rotate_encryption_key%' AND pid <> pg_backend_pid()});
+$rot->finish;
+like($rerr, qr/re-encrypted 1 value\(s\) with key k2, 2 remaining.*canceling statement/s,
+	'rotation interrupted after a committed batch');
+$lin .= "COMMIT;\n\\q\n";
+$locker->finish;
+is($node->safe_psql('postgres', 'SELECT string_agg(key_id || \'=\' || secret_values, \',\' ORDER BY key_id) FROM aura.encryption_key_usage'),
+	'k1=2,k2=1', 'the committed batch is kept after the interruption');
+# resume: one batch by hand, then the procedure finishes the rest
 is($node->safe_psql('postgres', 'SELECT reencrypted, remaining, current_key_id FROM aura.rotate_encryption_key_batch(1)'),
-	'1|2|k2', 'first batch re-encrypts one value, two remain');
-# resume: the procedure commits batch by batch and reports progress
+	'1|1|k2', 'a batch re-encrypts one value, one remains');
 ($ret, $out, $err) = $node->psql('postgres', 'CALL aura.rotate_encryption_key(1)');
-is($ret, 0, 'rotation procedure succeeds');
-like($err, qr/re-encrypted 2 value\(s\) with key k2, 0 remaining/, 'rotation reports progress');
+is($ret, 0, 'rotation procedure resumes and succeeds');
+like($err, qr/re-encrypted 1 value\(s\) with key k2, 0 remaining/, 'rotation reports progress');
 is($node->safe_psql('postgres', 'SELECT string_agg(key_id || \'=\' || secret_values, \',\') FROM aura.encryption_key_usage'),
 	'k2=3', 'every value now sealed with k2');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM aura.setting_history() WHERE action = 'reencrypt' AND source = 'rotation'}),
