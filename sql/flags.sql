@@ -148,6 +148,14 @@ SELECT aura.flag_kill_type('experiment', killed => false);
 SELECT aura.flag_enabled('k.exp') AS back_on;
 SELECT aura.flag_kill_type('nonsense');
 
+-- evaluation counters in shared memory (the test server preloads aura)
+SELECT aura.flag_stats_reset();
+SELECT count(*) FILTER (WHERE aura.flag_enabled('f.users', jsonb_build_object('userId', i::text))) AS on_of_20
+  FROM generate_series(1, 20) i;
+SELECT aura.flag_variant('v.colors', '{"userId": "1"}') ->> 'name' IS NOT NULL AS variant_evaluated;
+SELECT aura.flag_explain('f.users', '{"userId": "7"}') ->> 'enabled' AS explain_not_counted;
+SELECT restaurant_id, key, enabled, disabled FROM aura.flag_stats() WHERE key IN ('f.users', 'v.colors') ORDER BY key;
+
 -- tenancy: a restaurant's flag overrides the global one for that restaurant
 SELECT aura.flag_put('{"name": "f.default", "enabled": false}', 301) > 0 AS put_301;
 SELECT aura.set_context(301);

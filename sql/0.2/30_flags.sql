@@ -1079,3 +1079,20 @@ GRANT EXECUTE ON FUNCTION aura.flag_put(jsonb, bigint), aura.flag_delete(text, b
     aura._flag_insert_constraints(jsonb, bigint, bigint), aura._flag_insert_variants(jsonb, bigint, bigint),
     aura._flag_check_cycles(bigint), aura._check_feature_flags()
     TO aura_manager;
+
+------------------------------------------------------------------------------
+-- Evaluation counters (shared memory; aura must be preloaded)
+------------------------------------------------------------------------------
+CREATE FUNCTION aura.flag_stats(OUT restaurant_id bigint, OUT key text, OUT enabled bigint, OUT disabled bigint)
+    RETURNS SETOF record
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'aura_flag_stats';
+COMMENT ON FUNCTION aura.flag_stats() IS 'Evaluations of each flag since the server started (or the last reset), per restaurant in context (NULL: none): times on and off. Counted in shared memory, added at each commit; needs aura in shared_preload_libraries.';
+
+CREATE FUNCTION aura.flag_stats_reset() RETURNS void
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'aura_flag_stats_reset';
+COMMENT ON FUNCTION aura.flag_stats_reset() IS 'Forgets every flag evaluation counter.';
+
+GRANT EXECUTE ON FUNCTION aura.flag_stats() TO aura_manager, aura_reporting;
+GRANT EXECUTE ON FUNCTION aura.flag_stats_reset() TO aura_admin;
