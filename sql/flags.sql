@@ -31,6 +31,9 @@ SELECT key, aura.flag_enabled(key, '{"userId": "8", "remoteAddress": "192.168.0.
        aura.flag_enabled(key) AS without_ctx
   FROM (VALUES ('f.default'), ('f.off'), ('f.nostrategy'), ('f.users'), ('f.ips'), ('f.unknown'),
                ('f.roll'), ('no.such.flag')) v(key);
+SELECT aura.flag_put('{"name": "f.host", "enabled": true, "strategies": [{"name": "applicationHostname", "parameters": {"hostNames": "no-such-host.example, other"}}]}') > 0 AS put;
+SELECT aura.flag_enabled('f.host') AS other_host,
+       aura.flag_explain('f.host') -> 'steps' -> 0 ->> 'detail' LIKE 'host name % is not listed' AS explained;
 SELECT aura.flag_enabled('f.ips', '{"remoteAddress": "::1"}') AS v6_exact,
        aura.flag_enabled('f.ips', '{"remoteAddress": "192.168.1.1"}') AS outside,
        aura.flag_enabled('f.ips', '{"remoteAddress": "not an ip"}') AS garbage;

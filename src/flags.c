@@ -1172,6 +1172,7 @@ typedef struct EvalCtx
 {
 	JsonbContainer *root;		/* the context object, or NULL */
 	JsonbContainer *props;		/* its properties object, or NULL */
+	bool		props_done;		/* props looked up (lazily: often not needed) */
 	int64		scope;
 	bool		time_done;
 	bool		time_valid;
@@ -1273,7 +1274,7 @@ ValueText(EvalCtx *ctx, JsonbValue *v, FlagStr *out)
  *		from the session context when the context has none.
  */
 static bool
-ResolveField(EvalCtx *ctx, const char *field, int len, FlagStr *out)
+ResolveFieldIn(EvalCtx *ctx, const char *field, int len, bool use_props, FlagStr *out)
 {
 	JsonbValue	v;
 	int64		id;
@@ -1282,7 +1283,14 @@ ResolveField(EvalCtx *ctx, const char *field, int len, FlagStr *out)
 	if (ctx->root && getKeyJsonValueFromContainer(ctx->root, field, len, &v) &&
 		ValueText(ctx, &v, out))
 		return true;
-	if (ctx->props && getKeyJsonValueFromContainer(ctx->props, field, len, &v) &&
+	if (use_props && !ctx->props_done)
+	{
+		ctx->props_done = true;
+		if (ctx->root && getKeyJsonValueFromContainer(ctx->root, "properties", 10, &v) &&
+			v.type == jbvBinary && JsonContainerIsObject(v.val.binary.data))
+			ctx->props = v.val.binary.data;
+	}
+	if (use_props && ctx->props && getKeyJsonValueFromContainer(ctx->props, field, len, &v) &&
 		ValueText(ctx, &v, out))
 		return true;
 	if (len == 6 && memcmp(field, "userId", 6) == 0)
@@ -1299,11 +1307,21 @@ ResolveField(EvalCtx *ctx, const char *field, int len, FlagStr *out)
 	return true;
 }
 
-/* the top-level field only (userId, sessionId... as the SDKs read them) */
+static bool
+ResolveField(EvalCtx *ctx, const char *field, int len, FlagStr *out)
+{
+	return ResolveFieldIn(ctx, field, len, true, out);
+}
+
+/*
+ * TopField
+ *		A top-level field only, as the SDKs' strategies read userId,
+ *		sessionId and remoteAddress (userId still falls back to the session).
+ */
 static bool
 TopField(EvalCtx *ctx, const char *field, FlagStr *out)
 {
-	return ResolveField(ctx, field, strlen(field), out);
+	return ResolveFieldIn(ctx, field, strlen(field), false, out);
 }
 
 /* currentTime of the context, else the transaction's start (now()) */
@@ -1958,7 +1976,6 @@ InitEval(FunctionCallInfo fcinfo, EvalCtx *ctx, text **key)
 	if (!PG_ARGISNULL(1))
 	{
 		Jsonb	   *ctxj = PG_GETARG_JSONB_P(1);
-		JsonbValue	v;
 
 		if (!JB_ROOT_IS_OBJECT(ctxj))
 			ereport(ERROR,
@@ -1968,9 +1985,6 @@ InitEval(FunctionCallInfo fcinfo, EvalCtx *ctx, text **key)
 							   JB_ROOT_IS_SCALAR(ctxj) ? "scalar" : "array"),
 					 errhint("Pass an Unleash context such as {\"userId\": \"42\", \"properties\": {...}}.")));
 		ctx->root = &ctxj->root;
-		if (getKeyJsonValueFromContainer(ctx->root, "properties", 10, &v) &&
-			v.type == jbvBinary && JsonContainerIsObject(v.val.binary.data))
-			ctx->props = v.val.binary.data;
 	}
 	ctx->scope = AuraCurrentRestaurant(&r) ? r : 0;
 }
