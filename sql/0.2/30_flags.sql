@@ -763,17 +763,23 @@ BEGIN
         PERFORM aura._flag_insert_variants(s -> 'variants', NULL, sid);
     END LOOP;
     PERFORM aura._flag_insert_variants(feature -> 'variants', fid, NULL);
-    INSERT INTO aura.flag_dependencies (flag_id, parent_key, enabled, variants)
-    SELECT fid, d ->> 'feature', coalesce((d ->> 'enabled')::boolean, true),
-           coalesce(ARRAY(SELECT v #>> '{}' FROM jsonb_array_elements(CASE WHEN jsonb_typeof(d -> 'variants') = 'array' THEN d -> 'variants' ELSE '[]' END) v), '{}')
-      FROM jsonb_array_elements(CASE WHEN jsonb_typeof(feature -> 'dependencies') = 'array' THEN feature -> 'dependencies' ELSE '[]' END) d;
-    BEGIN
-        INSERT INTO aura.flag_ramps (flag_id, starts_at, rollout)
-        SELECT fid, (r ->> 'startsAt')::timestamptz, (r ->> 'rollout')::int
-          FROM jsonb_array_elements(CASE WHEN jsonb_typeof(feature -> 'ramps') = 'array' THEN feature -> 'ramps' ELSE '[]' END) r;
-    EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format OR unique_violation THEN
-        PERFORM aura._flag_bad('ramps need distinct valid startsAt times', format('feature %s: %s', feature ->> 'name', SQLERRM));
-    END;
+    -- dependencies and ramps are rare: skip their statements (and the ramps'
+    -- subtransaction) when there are none
+    IF jsonb_typeof(feature -> 'dependencies') = 'array' AND jsonb_array_length(feature -> 'dependencies') > 0 THEN
+        INSERT INTO aura.flag_dependencies (flag_id, parent_key, enabled, variants)
+        SELECT fid, d ->> 'feature', coalesce((d ->> 'enabled')::boolean, true),
+               coalesce(ARRAY(SELECT v #>> '{}' FROM jsonb_array_elements(CASE WHEN jsonb_typeof(d -> 'variants') = 'array' THEN d -> 'variants' ELSE '[]' END) v), '{}')
+          FROM jsonb_array_elements(feature -> 'dependencies') d;
+    END IF;
+    IF jsonb_typeof(feature -> 'ramps') = 'array' AND jsonb_array_length(feature -> 'ramps') > 0 THEN
+        BEGIN
+            INSERT INTO aura.flag_ramps (flag_id, starts_at, rollout)
+            SELECT fid, (r ->> 'startsAt')::timestamptz, (r ->> 'rollout')::int
+              FROM jsonb_array_elements(feature -> 'ramps') r;
+        EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format OR unique_violation THEN
+            PERFORM aura._flag_bad('ramps need distinct valid startsAt times', format('feature %s: %s', feature ->> 'name', SQLERRM));
+        END;
+    END IF;
     RETURN fid;
 END
 $$;
