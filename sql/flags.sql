@@ -31,6 +31,9 @@ SELECT key, aura.flag_enabled(key, '{"userId": "8", "remoteAddress": "192.168.0.
        aura.flag_enabled(key) AS without_ctx
   FROM (VALUES ('f.default'), ('f.off'), ('f.nostrategy'), ('f.users'), ('f.ips'), ('f.unknown'),
                ('f.roll'), ('no.such.flag')) v(key);
+SELECT aura.flag_put('{"name": "f.host", "enabled": true, "strategies": [{"name": "applicationHostname", "parameters": {"hostNames": "no-such-host.example, other"}}]}') > 0 AS put;
+SELECT aura.flag_enabled('f.host') AS other_host,
+       aura.flag_explain('f.host') -> 'steps' -> 0 ->> 'detail' LIKE 'host name % is not listed' AS explained;
 SELECT aura.flag_enabled('f.ips', '{"remoteAddress": "::1"}') AS v6_exact,
        aura.flag_enabled('f.ips', '{"remoteAddress": "192.168.1.1"}') AS outside,
        aura.flag_enabled('f.ips', '{"remoteAddress": "not an ip"}') AS garbage;
@@ -147,6 +150,14 @@ SELECT aura.flag_enabled('k.exp') AS killed, aura.flag_enabled('f.default') AS r
 SELECT aura.flag_kill_type('experiment', killed => false);
 SELECT aura.flag_enabled('k.exp') AS back_on;
 SELECT aura.flag_kill_type('nonsense');
+
+-- evaluation counters in shared memory (the test server preloads aura)
+SELECT aura.flag_stats_reset();
+SELECT count(*) FILTER (WHERE aura.flag_enabled('f.users', jsonb_build_object('userId', i::text))) AS on_of_20
+  FROM generate_series(1, 20) i;
+SELECT aura.flag_variant('v.colors', '{"userId": "1"}') ->> 'name' IS NOT NULL AS variant_evaluated;
+SELECT aura.flag_explain('f.users', '{"userId": "7"}') ->> 'enabled' AS explain_not_counted;
+SELECT restaurant_id, key, enabled, disabled FROM aura.flag_stats() WHERE key IN ('f.users', 'v.colors') ORDER BY key;
 
 -- tenancy: a restaurant's flag overrides the global one for that restaurant
 SELECT aura.flag_put('{"name": "f.default", "enabled": false}', 301) > 0 AS put_301;

@@ -35,6 +35,10 @@
 #include "common/pg_prng.h"
 #endif
 #include "executor/spi.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "utils/tuplestore.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
@@ -204,6 +208,10 @@ typedef struct CompiledFlag
 	FlagDependency *deps;
 	int			nramps;
 	FlagRamp   *ramps;
+	/* evaluations not yet added to the shared counters */
+	int64		count_on;
+	int64		count_off;
+	bool		dirty;
 } CompiledFlag;
 
 /* cache key: scope (restaurant id, 0 for none) and flag key */
@@ -270,12 +278,150 @@ FlagsRelcacheCallback(Datum arg, Oid relid)
 		FlagCacheStale = true;
 }
 
+/* ------------------------------------------------------------------------
+ * Evaluation counters (only when aura is preloaded)
+ *
+ * Each backend counts evaluations on its compiled flags and adds them to a
+ * shared hash table (scope, key) -> (enabled, disabled) before each commit,
+ * and before its cache is dropped.  No table is written, and the shared
+ * lock is taken once per committing transaction that evaluated flags.
+ * ------------------------------------------------------------------------
+ */
+#define FLAG_STATS_MAX 8192
+#define FLAG_DIRTY_MAX 256
+
+typedef struct FlagStatsEntry
+{
+	FlagKey		key;
+	int64		enabled;
+	int64		disabled;
+} FlagStatsEntry;
+
+typedef struct FlagStatsShared
+{
+	LWLock	   *lock;
+	int64		dropped;		/* evaluations not counted: table full */
+} FlagStatsShared;
+
+static FlagStatsShared *FlagStats = NULL;
+static HTAB *FlagStatsHash = NULL;
+#if PG_VERSION_NUM >= 150000
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+#endif
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+static CompiledFlag *FlagDirty[FLAG_DIRTY_MAX];
+static int	FlagNDirty = 0;
+
+static Size
+FlagStatsSize(void)
+{
+	return add_size(MAXALIGN(sizeof(FlagStatsShared)),
+					hash_estimate_size(FLAG_STATS_MAX, sizeof(FlagStatsEntry)));
+}
+
+#if PG_VERSION_NUM >= 150000
+static void
+FlagsShmemRequest(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(FlagStatsSize());
+	RequestNamedLWLockTranche("aura_flag_stats", 1);
+}
+#endif
+
+static void
+FlagsShmemStartup(void)
+{
+	HASHCTL		info;
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	FlagStats = ShmemInitStruct("aura flag stats", sizeof(FlagStatsShared), &found);
+	if (!found)
+	{
+		FlagStats->lock = &(GetNamedLWLockTranche("aura_flag_stats"))->lock;
+		FlagStats->dropped = 0;
+	}
+	memset(&info, 0, sizeof(info));
+	info.keysize = sizeof(FlagKey);
+	info.entrysize = sizeof(FlagStatsEntry);
+	FlagStatsHash = ShmemInitHash("aura flag stats hash", FLAG_STATS_MAX, FLAG_STATS_MAX,
+								  &info, HASH_ELEM | HASH_BLOBS);
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/* add this backend's pending counts to the shared table */
+static void
+FlagStatsFlush(void)
+{
+	int			i;
+
+	if (FlagStats == NULL || FlagNDirty == 0)
+		return;
+	LWLockAcquire(FlagStats->lock, LW_EXCLUSIVE);
+	for (i = 0; i < FlagNDirty; i++)
+	{
+		CompiledFlag *f = FlagDirty[i];
+		FlagKey		key;
+		FlagStatsEntry *e;
+		bool		found;
+
+		memset(&key, 0, sizeof(key));
+		key.scope = f->scope;
+		strlcpy(key.name, f->name, sizeof(key.name));
+		e = hash_search(FlagStatsHash, &key, HASH_ENTER_NULL, &found);
+		if (e == NULL)
+			FlagStats->dropped += f->count_on + f->count_off;
+		else
+		{
+			if (!found)
+				e->enabled = e->disabled = 0;
+			e->enabled += f->count_on;
+			e->disabled += f->count_off;
+		}
+		f->count_on = f->count_off = 0;
+		f->dirty = false;
+	}
+	FlagNDirty = 0;
+	LWLockRelease(FlagStats->lock);
+}
+
+/* count one evaluation (the hot path: two increments) */
+static inline void
+FlagStatsCount(CompiledFlag *f, bool on)
+{
+	if (FlagStats == NULL)
+		return;
+	if (on)
+		f->count_on++;
+	else
+		f->count_off++;
+	if (!f->dirty)
+	{
+		if (FlagNDirty == FLAG_DIRTY_MAX)
+			FlagStatsFlush();
+		f->dirty = true;
+		FlagDirty[FlagNDirty++] = f;
+	}
+}
+
+static void
+FlagsXactCallback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_PRE_COMMIT || event == XACT_EVENT_PARALLEL_PRE_COMMIT)
+		FlagStatsFlush();
+}
+
 /* drop every compiled flag */
 static void
 FlagCacheReset(void)
 {
 	ListCell   *lc;
 
+	FlagStatsFlush();			/* the pending counts live in the flags */
 	foreach(lc, FlagRegexes)
 		pg_regfree((regex_t *) lfirst(lc));
 	FlagRegexes = NIL;			/* the list itself lives in FlagCacheContext */
@@ -336,6 +482,19 @@ FlagsInit(void)
 	const char *env;
 
 	CacheRegisterRelcacheCallback(FlagsRelcacheCallback, (Datum) 0);
+	RegisterXactCallback(FlagsXactCallback, NULL);
+	if (process_shared_preload_libraries_in_progress)
+	{
+#if PG_VERSION_NUM >= 150000
+		prev_shmem_request_hook = shmem_request_hook;
+		shmem_request_hook = FlagsShmemRequest;
+#else
+		RequestAddinShmemSpace(FlagStatsSize());
+		RequestNamedLWLockTranche("aura_flag_stats", 1);
+#endif
+		prev_shmem_startup_hook = shmem_startup_hook;
+		shmem_startup_hook = FlagsShmemStartup;
+	}
 	env = getenv("HOSTNAME");
 	if (env && env[0])
 		strlcpy(HostName, env, sizeof(HostName));
@@ -1013,6 +1172,7 @@ typedef struct EvalCtx
 {
 	JsonbContainer *root;		/* the context object, or NULL */
 	JsonbContainer *props;		/* its properties object, or NULL */
+	bool		props_done;		/* props looked up (lazily: often not needed) */
 	int64		scope;
 	bool		time_done;
 	bool		time_valid;
@@ -1114,7 +1274,7 @@ ValueText(EvalCtx *ctx, JsonbValue *v, FlagStr *out)
  *		from the session context when the context has none.
  */
 static bool
-ResolveField(EvalCtx *ctx, const char *field, int len, FlagStr *out)
+ResolveFieldIn(EvalCtx *ctx, const char *field, int len, bool use_props, FlagStr *out)
 {
 	JsonbValue	v;
 	int64		id;
@@ -1123,7 +1283,14 @@ ResolveField(EvalCtx *ctx, const char *field, int len, FlagStr *out)
 	if (ctx->root && getKeyJsonValueFromContainer(ctx->root, field, len, &v) &&
 		ValueText(ctx, &v, out))
 		return true;
-	if (ctx->props && getKeyJsonValueFromContainer(ctx->props, field, len, &v) &&
+	if (use_props && !ctx->props_done)
+	{
+		ctx->props_done = true;
+		if (ctx->root && getKeyJsonValueFromContainer(ctx->root, "properties", 10, &v) &&
+			v.type == jbvBinary && JsonContainerIsObject(v.val.binary.data))
+			ctx->props = v.val.binary.data;
+	}
+	if (use_props && ctx->props && getKeyJsonValueFromContainer(ctx->props, field, len, &v) &&
 		ValueText(ctx, &v, out))
 		return true;
 	if (len == 6 && memcmp(field, "userId", 6) == 0)
@@ -1140,11 +1307,21 @@ ResolveField(EvalCtx *ctx, const char *field, int len, FlagStr *out)
 	return true;
 }
 
-/* the top-level field only (userId, sessionId... as the SDKs read them) */
+static bool
+ResolveField(EvalCtx *ctx, const char *field, int len, FlagStr *out)
+{
+	return ResolveFieldIn(ctx, field, len, true, out);
+}
+
+/*
+ * TopField
+ *		A top-level field only, as the SDKs' strategies read userId,
+ *		sessionId and remoteAddress (userId still falls back to the session).
+ */
 static bool
 TopField(EvalCtx *ctx, const char *field, FlagStr *out)
 {
-	return ResolveField(ctx, field, strlen(field), out);
+	return ResolveFieldIn(ctx, field, strlen(field), false, out);
 }
 
 /* currentTime of the context, else the transaction's start (now()) */
@@ -1799,7 +1976,6 @@ InitEval(FunctionCallInfo fcinfo, EvalCtx *ctx, text **key)
 	if (!PG_ARGISNULL(1))
 	{
 		Jsonb	   *ctxj = PG_GETARG_JSONB_P(1);
-		JsonbValue	v;
 
 		if (!JB_ROOT_IS_OBJECT(ctxj))
 			ereport(ERROR,
@@ -1809,9 +1985,6 @@ InitEval(FunctionCallInfo fcinfo, EvalCtx *ctx, text **key)
 							   JB_ROOT_IS_SCALAR(ctxj) ? "scalar" : "array"),
 					 errhint("Pass an Unleash context such as {\"userId\": \"42\", \"properties\": {...}}.")));
 		ctx->root = &ctxj->root;
-		if (getKeyJsonValueFromContainer(ctx->root, "properties", 10, &v) &&
-			v.type == jbvBinary && JsonContainerIsObject(v.val.binary.data))
-			ctx->props = v.val.binary.data;
 	}
 	ctx->scope = AuraCurrentRestaurant(&r) ? r : 0;
 }
@@ -1854,10 +2027,15 @@ aura_flag_enabled(PG_FUNCTION_ARGS)
 	EvalCtx		ctx;
 	text	   *key;
 	CompiledFlag *f;
+	bool		on;
 
 	InitEval(fcinfo, &ctx, &key);
 	f = EvalLookup(fcinfo, key, &ctx);
-	PG_RETURN_BOOL(f != NULL && FlagOn(&ctx, f, NULL, 0));
+	if (f == NULL)
+		PG_RETURN_BOOL(false);
+	on = FlagOn(&ctx, f, NULL, 0);
+	FlagStatsCount(f, on);
+	PG_RETURN_BOOL(on);
 }
 
 /* {"name","payload"?,"enabled","feature_enabled"} as jsonb */
@@ -1878,7 +2056,7 @@ VariantResult(const char *name, const char *payload, bool enabled, bool feature_
 
 /* Unleash's getVariant on a compiled flag; also says where it came from */
 static Datum
-ResolveVariant(EvalCtx *ctx, CompiledFlag *f, const char **source)
+ResolveVariant(EvalCtx *ctx, CompiledFlag *f, bool count, const char **source)
 {
 	FlagStrategy *winner = NULL;
 	FlagVariant *v;
@@ -1892,9 +2070,13 @@ ResolveVariant(EvalCtx *ctx, CompiledFlag *f, const char **source)
 	}
 	if (!FlagOn(ctx, f, &winner, 0))
 	{
+		if (count)
+			FlagStatsCount(f, false);
 		*source = "flag is off";
 		return VariantResult("disabled", NULL, false, false);
 	}
+	if (count)
+		FlagStatsCount(f, true);
 	if (winner && winner->nvariants > 0)
 	{
 		v = SelectVariant(ctx, &winner->variant_group, winner->variants, winner->nvariants, winner->stickiness, &ov);
@@ -1930,7 +2112,7 @@ aura_flag_variant(PG_FUNCTION_ARGS)
 	const char *source;
 
 	InitEval(fcinfo, &ctx, &key);
-	return ResolveVariant(&ctx, EvalLookup(fcinfo, key, &ctx), &source);
+	return ResolveVariant(&ctx, EvalLookup(fcinfo, key, &ctx), true, &source);
 }
 
 PG_FUNCTION_INFO_V1(aura_flag_explain);
@@ -1961,7 +2143,7 @@ aura_flag_explain(PG_FUNCTION_ARGS)
 	on = f != NULL && FlagOn(&ctx, f, NULL, 0);
 	appendStringInfoChar(&steps, ']');
 	ctx.trace = NULL;
-	variant = ResolveVariant(&ctx, f, &source);
+	variant = ResolveVariant(&ctx, f, false, &source);
 
 	if (key == NULL)
 		reason = "no flag key given";
@@ -2020,4 +2202,94 @@ aura_flags_cache_stats(PG_FUNCTION_ARGS)
 	values[1] = Int64GetDatum(StatCompiles);
 	values[2] = Int64GetDatum(StatResets);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
+}
+
+PG_FUNCTION_INFO_V1(aura_flag_stats);
+
+/*
+ * aura_flag_stats
+ *		The shared evaluation counters: (restaurant_id, key, enabled,
+ *		disabled), this backend's pending counts included.  Roles other than
+ *		aura_admin see the rows of the restaurant in context only.
+ */
+Datum
+aura_flag_stats(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	TupleDesc	tupdesc;
+	Tuplestorestate *store;
+	MemoryContext oldcxt;
+	HASH_SEQ_STATUS seq;
+	FlagStatsEntry *e;
+	bool		admin = AuraIsAdmin();
+	int64		mine = 0;
+	bool		have_mine = AuraCurrentRestaurant(&mine);
+
+	if (FlagStats == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("flag evaluation counters need aura in shared_preload_libraries"),
+				 errhint("Add aura to shared_preload_libraries and restart the server.")));
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) || !(rsinfo->allowedModes & SFRM_Materialize))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("aura.flag_stats() must be called in FROM")));
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	FlagStatsFlush();
+	oldcxt = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+	tupdesc = CreateTupleDescCopy(tupdesc);
+	store = tuplestore_begin_heap(true, false, work_mem);
+	rsinfo->returnMode = SFRM_Materialize;
+	rsinfo->setResult = store;
+	rsinfo->setDesc = tupdesc;
+	MemoryContextSwitchTo(oldcxt);
+
+	LWLockAcquire(FlagStats->lock, LW_SHARED);
+	hash_seq_init(&seq, FlagStatsHash);
+	while ((e = hash_seq_search(&seq)) != NULL)
+	{
+		Datum		values[4];
+		bool		nulls[4] = {false, false, false, false};
+
+		if (!admin && !(have_mine && e->key.scope == mine))
+			continue;
+		if (e->key.scope == 0)
+			nulls[0] = true;
+		values[0] = Int64GetDatum(e->key.scope);
+		values[1] = CStringGetTextDatum(e->key.name);
+		values[2] = Int64GetDatum(e->enabled);
+		values[3] = Int64GetDatum(e->disabled);
+		tuplestore_putvalues(store, tupdesc, values, nulls);
+	}
+	LWLockRelease(FlagStats->lock);
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(aura_flag_stats_reset);
+
+/*
+ * aura_flag_stats_reset
+ *		Forget every evaluation counter (granted to aura_admin only).
+ */
+Datum
+aura_flag_stats_reset(PG_FUNCTION_ARGS)
+{
+	HASH_SEQ_STATUS seq;
+	FlagStatsEntry *e;
+
+	if (FlagStats == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("flag evaluation counters need aura in shared_preload_libraries"),
+				 errhint("Add aura to shared_preload_libraries and restart the server.")));
+	FlagStatsFlush();
+	LWLockAcquire(FlagStats->lock, LW_EXCLUSIVE);
+	hash_seq_init(&seq, FlagStatsHash);
+	while ((e = hash_seq_search(&seq)) != NULL)
+		hash_search(FlagStatsHash, &e->key, HASH_REMOVE, NULL);
+	FlagStats->dropped = 0;
+	LWLockRelease(FlagStats->lock);
+	PG_RETURN_VOID();
 }

@@ -1098,3 +1098,7 @@ INSERT INTO aura.privilege_matrix (object, kind, role, privileges) VALUES
     ('aura.unlock_setting(text, text, bigint, text)', 'function', 'aura_manager', 'EXECUTE');
 INSERT INTO aura.privilege_matrix (object, kind, role, privileges) VALUES
     ('aura.rotate_encryption_key(integer)', 'function', 'aura_admin', 'EXECUTE');
+
+-- Declared privileges (checked against the catalog by aura.privilege_mismatches)
+INSERT INTO aura.privilege_matrix (object, kind, role, privileges) VALUES
+    ('aura._check_scope_name(text)', 'function', 'aura_manager', 'EXECUTE');

@@ -763,17 +763,23 @@ BEGIN
         PERFORM aura._flag_insert_variants(s -> 'variants', NULL, sid);
     END LOOP;
     PERFORM aura._flag_insert_variants(feature -> 'variants', fid, NULL);
-    INSERT INTO aura.flag_dependencies (flag_id, parent_key, enabled, variants)
-    SELECT fid, d ->> 'feature', coalesce((d ->> 'enabled')::boolean, true),
-           coalesce(ARRAY(SELECT v #>> '{}' FROM jsonb_array_elements(CASE WHEN jsonb_typeof(d -> 'variants') = 'array' THEN d -> 'variants' ELSE '[]' END) v), '{}')
-      FROM jsonb_array_elements(CASE WHEN jsonb_typeof(feature -> 'dependencies') = 'array' THEN feature -> 'dependencies' ELSE '[]' END) d;
-    BEGIN
-        INSERT INTO aura.flag_ramps (flag_id, starts_at, rollout)
-        SELECT fid, (r ->> 'startsAt')::timestamptz, (r ->> 'rollout')::int
-          FROM jsonb_array_elements(CASE WHEN jsonb_typeof(feature -> 'ramps') = 'array' THEN feature -> 'ramps' ELSE '[]' END) r;
-    EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format OR unique_violation THEN
-        PERFORM aura._flag_bad('ramps need distinct valid startsAt times', format('feature %s: %s', feature ->> 'name', SQLERRM));
-    END;
+    -- dependencies and ramps are rare: skip their statements (and the ramps'
+    -- subtransaction) when there are none
+    IF jsonb_typeof(feature -> 'dependencies') = 'array' AND jsonb_array_length(feature -> 'dependencies') > 0 THEN
+        INSERT INTO aura.flag_dependencies (flag_id, parent_key, enabled, variants)
+        SELECT fid, d ->> 'feature', coalesce((d ->> 'enabled')::boolean, true),
+               coalesce(ARRAY(SELECT v #>> '{}' FROM jsonb_array_elements(CASE WHEN jsonb_typeof(d -> 'variants') = 'array' THEN d -> 'variants' ELSE '[]' END) v), '{}')
+          FROM jsonb_array_elements(feature -> 'dependencies') d;
+    END IF;
+    IF jsonb_typeof(feature -> 'ramps') = 'array' AND jsonb_array_length(feature -> 'ramps') > 0 THEN
+        BEGIN
+            INSERT INTO aura.flag_ramps (flag_id, starts_at, rollout)
+            SELECT fid, (r ->> 'startsAt')::timestamptz, (r ->> 'rollout')::int
+              FROM jsonb_array_elements(feature -> 'ramps') r;
+        EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format OR unique_violation THEN
+            PERFORM aura._flag_bad('ramps need distinct valid startsAt times', format('feature %s: %s', feature ->> 'name', SQLERRM));
+        END;
+    END IF;
     RETURN fid;
 END
 $$;
@@ -1080,6 +1086,23 @@ GRANT EXECUTE ON FUNCTION aura.flag_put(jsonb, bigint), aura.flag_delete(text, b
     aura._flag_check_cycles(bigint), aura._check_feature_flags()
     TO aura_manager;
 
+------------------------------------------------------------------------------
+-- Evaluation counters (shared memory; aura must be preloaded)
+------------------------------------------------------------------------------
+CREATE FUNCTION aura.flag_stats(OUT restaurant_id bigint, OUT key text, OUT enabled bigint, OUT disabled bigint)
+    RETURNS SETOF record
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'aura_flag_stats';
+COMMENT ON FUNCTION aura.flag_stats() IS 'Evaluations of each flag since the server started (or the last reset), per restaurant in context (NULL: none): times on and off. Counted in shared memory, added at each commit; needs aura in shared_preload_libraries.';
+
+CREATE FUNCTION aura.flag_stats_reset() RETURNS void
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'aura_flag_stats_reset';
+COMMENT ON FUNCTION aura.flag_stats_reset() IS 'Forgets every flag evaluation counter.';
+
+GRANT EXECUTE ON FUNCTION aura.flag_stats() TO aura_manager, aura_reporting;
+GRANT EXECUTE ON FUNCTION aura.flag_stats_reset() TO aura_admin;
+
 -- Declared privileges (checked against the catalog by aura.privilege_mismatches)
 INSERT INTO aura.privilege_matrix (object, kind, role, privileges) VALUES
     ('aura._check_feature_flags()', 'function', 'aura_manager', 'EXECUTE'),
@@ -1145,6 +1168,9 @@ INSERT INTO aura.privilege_matrix (object, kind, role, privileges) VALUES
     ('aura.flag_segments', 'table', 'aura_reporting', 'SELECT'),
     ('aura.flag_segments', 'table', 'aura_staff', 'SELECT'),
     ('aura.flag_segments_id_seq', 'sequence', 'aura_manager', 'USAGE'),
+    ('aura.flag_stats()', 'function', 'aura_manager', 'EXECUTE'),
+    ('aura.flag_stats()', 'function', 'aura_reporting', 'EXECUTE'),
+    ('aura.flag_stats_reset()', 'function', 'aura_admin', 'EXECUTE'),
     ('aura.flag_strategies', 'table', 'aura_manager', 'DELETE,INSERT,UPDATE'),
     ('aura.flag_strategies', 'table', 'aura_reporting', 'SELECT'),
     ('aura.flag_strategies', 'table', 'aura_staff', 'SELECT'),

@@ -23,13 +23,16 @@ if (mode === 'bench') {
   const n = Number(arg);
   const key = 'bench.flag';
   let on = 0;
+  const c0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   for (let i = 1; i <= n; i++) {
     const ctx = { userId: String(i), appName: 'web', properties: { tier: 'gold' } };
     if (client.isEnabled(key, ctx, () => false)) on++;
   }
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-  console.log(JSON.stringify({ evaluations: n, seconds: secs, on }));
+  const cpu = process.cpuUsage(c0);
+  const cpuSecs = (cpu.user + cpu.system) / 1e6;
+  console.log(JSON.stringify({ evaluations: n, seconds: secs, cpu_seconds: cpuSecs, on }));
 } else if (mode === 'diff') {
   let checked = 0;
   let mismatches = 0;

@@ -130,3 +130,24 @@ BEGIN
     RETURN extract(epoch FROM clock_timestamp() - t0);
 END
 $$;
+
+-- CPU seconds this backend has used (Linux /proc; clock ticks of 1/100 s):
+-- on a shared machine, CPU time measures the evaluator, wall time the load
+CREATE FUNCTION bench_flags.cpu() RETURNS float8
+    LANGUAGE sql
+    AS $$
+    SELECT (split_part(r, ' ', 12)::float8 + split_part(r, ' ', 13)::float8) / 100.0
+      FROM (SELECT substr(s, strpos(s, ') ') + 2) AS r
+              FROM (SELECT pg_read_file('/proc/' || pg_backend_pid() || '/stat') AS s) a) b
+$$;
+
+CREATE FUNCTION bench_flags.cpu_seconds(q text) RETURNS float8
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    c0 float8 := bench_flags.cpu();
+BEGIN
+    EXECUTE q;
+    RETURN bench_flags.cpu() - c0;
+END
+$$;

@@ -13,16 +13,16 @@ $node->append_conf('postgresql.conf', "shared_preload_libraries = 'aura'\n");
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION aura CASCADE');
 
-# 10,000 flags written straight into the tables (import is tested elsewhere):
-# a flexibleRollout at 50% with one constraint each
-$node->safe_psql('postgres', q{
-    INSERT INTO aura.flags (key, enabled) SELECT 'scale.' || i, true FROM generate_series(1, 10000) i;
-    INSERT INTO aura.flag_strategies (flag_id, name, parameters)
-        SELECT id, 'flexibleRollout', jsonb_build_object('rollout', '50', 'stickiness', 'userId', 'groupId', key)
-          FROM aura.flags WHERE key LIKE 'scale.%';
-    INSERT INTO aura.flag_constraints (strategy_id, context_name, operator, "values")
-        SELECT s.id, 'appName', 'IN', '{web}' FROM aura.flag_strategies s;
-});
+# 10,000 flags in one Unleash document: a flexibleRollout at 50% with one
+# constraint each, imported in one transaction
+is($node->safe_psql('postgres', q{
+    SELECT aura.import_unleash(jsonb_build_object('version', 1, 'features', (
+        SELECT jsonb_agg(jsonb_build_object('name', 'scale.' || i, 'enabled', true,
+            'strategies', jsonb_build_array(jsonb_build_object('name', 'flexibleRollout',
+                'parameters', jsonb_build_object('rollout', '50', 'stickiness', 'userId', 'groupId', 'scale.' || i),
+                'constraints', jsonb_build_array(jsonb_build_object('contextName', 'appName', 'operator', 'IN',
+                                                                    'values', jsonb_build_array('web')))))))
+          FROM generate_series(1, 10000) i)))}), '10000', 'an Unleash document of 10,000 flags imports');
 is($node->safe_psql('postgres', "SELECT count(*) FROM aura.flags WHERE key LIKE 'scale.%'"), '10000', '10,000 flags');
 
 # every flag evaluated: each answer equals its bucket rule; all 10,000 cached
