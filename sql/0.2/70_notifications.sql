@@ -613,7 +613,6 @@ CREATE TABLE aura.notifications (
 COMMENT ON TABLE aura.notifications IS 'Outbox: one row per message and recipient, written in the transaction of the event; status queued | sending | delivered | failed (will retry) | dead.';
 CREATE INDEX notifications_due ON aura.notifications (next_attempt_at) WHERE status IN ('queued', 'failed');
 CREATE INDEX notifications_lease ON aura.notifications (lease_until) WHERE status = 'sending';
-CREATE INDEX notifications_created ON aura.notifications (restaurant_id, created_at);
 SELECT aura._enable_tenancy('aura.notifications');
 SELECT pg_catalog.pg_extension_config_dump('aura.notifications', '');
 CREATE TRIGGER wake_dispatcher AFTER INSERT OR UPDATE OF status ON aura.notifications
