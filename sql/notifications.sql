@@ -176,6 +176,16 @@ SELECT aura.emit_event(702, 'reward.issued', '{}') > 0 AS staff_can_emit;
 RESET ROLE;
 SELECT aura.clear_context();
 
+-- jobs: admins reschedule, but cannot make the (superuser) dispatcher call other functions
+CREATE ROLE regress_n_admin IN ROLE aura_admin;
+SET ROLE regress_n_admin;
+INSERT INTO aura.jobs (name, fn, every) VALUES ('evil', 'pg_catalog.pg_reload_conf', '1 second');
+UPDATE aura.jobs SET fn = 'pg_catalog.pg_reload_conf' WHERE name = 'notification_digests';
+UPDATE aura.jobs SET every = '2 minutes' WHERE name = 'notification_digests';
+UPDATE aura.jobs SET every = '1 minute' WHERE name = 'notification_digests';
+RESET ROLE;
+DROP ROLE regress_n_admin;
+
 -- dispatcher interface
 SELECT count(*) = 1 AS one_row FROM aura.worker_status();
 SELECT name, fn, every FROM aura.jobs ORDER BY name;

@@ -388,7 +388,9 @@ RunJobs(void)
 		SPI_connect();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		if (SchemaReady() &&
-			SPI_execute("SELECT name, fn::text FROM aura.jobs WHERE enabled AND next_run_at <= now() ORDER BY name",
+			SPI_execute("SELECT j.name, j.fn::text FROM aura.jobs j JOIN pg_catalog.pg_proc p ON p.oid = j.fn "
+						"WHERE j.enabled AND j.next_run_at <= now() AND p.pronargs = 0 "
+						"AND p.pronamespace = 'aura'::regnamespace ORDER BY j.name",
 						true, 0) == SPI_OK_SELECT)
 		{
 			uint64		i;
