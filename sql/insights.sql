@@ -360,6 +360,38 @@ SELECT aura._csv('plain'), aura._csv('a,b'), aura._csv('say "hi"'), aura._csv(E'
 RESET ROLE;
 
 ------------------------------------------------------------------------------
+-- Settings (through the settings module): a restaurant's thread window, dedupe
+-- window and export cap change what happens for that restaurant only
+------------------------------------------------------------------------------
+SELECT aura.set_setting('insights.thread_window', '"1 day"', 'restaurant', 602);
+SELECT aura.set_setting('insights.dedupe_window', '"0 seconds"', 'restaurant', 602);
+SELECT aura.set_setting('insights.export_row_cap', '2', 'restaurant', 602);
+SELECT thread_window, dedupe_window, export_row_cap FROM aura.insights_config(602);
+SELECT thread_window, dedupe_window, export_row_cap FROM aura.insights_config(601);
+-- two days apart: one thread in 601 (7 days), two threads in 602 (1 day)
+CREATE TEMP TABLE regress_ins_stock AS
+SELECT r, aura.record_insight(r, 'inventory', 'warning', 'low', 'Low stock ' || t,
+                              jsonb_build_object('observed_at', t)) AS id
+  FROM (VALUES (601), (602)) rs(r), (VALUES ('2026-01-10'), ('2026-01-12')) ts(t);
+SELECT r, count(DISTINCT thread_id) AS threads, count(*) AS insights
+  FROM regress_ins_stock x JOIN aura.insights i ON i.id = x.id
+ GROUP BY r ORDER BY r;
+-- the same title 10 minutes later: deduplicated in 601 (1 hour), not in 602 (0)
+SELECT r, count(DISTINCT x.id) AS insights
+  FROM (SELECT r, aura.record_insight(r, 'inventory', 'warning', 'low', 'Fridge warm',
+                                      jsonb_build_object('observed_at', t)) AS id
+          FROM (VALUES (601), (602)) rs(r), (VALUES ('2026-01-20 10:00'), ('2026-01-20 10:10')) ts(t)) x
+ GROUP BY r ORDER BY r;
+SELECT aura.set_context(602);
+SELECT * FROM aura.export_insights('{}', 'csv');
+SELECT count(*) FROM aura.export_insights('{"domain": "staff"}', 'csv');
+SELECT aura.clear_context();
+SELECT aura.reset_setting('insights.thread_window', 'restaurant', 602);
+SELECT aura.reset_setting('insights.dedupe_window', 'restaurant', 602);
+SELECT aura.reset_setting('insights.export_row_cap', 'restaurant', 602);
+SELECT thread_window, dedupe_window, export_row_cap FROM aura.insights_config(602);
+
+------------------------------------------------------------------------------
 -- Generation: built-in detectors over a registered orders table, custom
 -- detectors, failures and time limits
 ------------------------------------------------------------------------------

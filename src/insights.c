@@ -21,6 +21,7 @@
 #include <ctype.h>
 #include <math.h>
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
@@ -646,8 +647,20 @@ RecordInsight(int64 restaurant, int domain_i, int type_i, int sev_i, text *title
 					 errmsg("restaurant %lld does not exist", (long long) restaurant)));
 	}
 
-	/* one recorder per fingerprint at a time */
-	DirectFunctionCall1(pg_advisory_xact_lock_int8, Int64GetDatum(fp));
+	/*
+	 * One recorder per fingerprint at a time.  Under REPEATABLE READ or
+	 * SERIALIZABLE the snapshot cannot see the thread the other recorder
+	 * just committed, so having waited is a serialization failure.
+	 */
+	if (!DatumGetBool(DirectFunctionCall1(pg_try_advisory_xact_lock_int8, Int64GetDatum(fp))))
+	{
+		DirectFunctionCall1(pg_advisory_xact_lock_int8, Int64GetDatum(fp));
+		if (IsolationUsesXactSnapshot())
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not serialize access due to a concurrent recording of the same insight"),
+					 errhint("Retry the transaction.")));
+	}
 
 	/* probe: the newest open thread of this fingerprint */
 	{

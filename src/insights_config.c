@@ -1,12 +1,11 @@
 /*
  * insights_config.c
- *	  Every insights.* setting is read here and nowhere else.
- *
- * The settings module (issue 3) is not part of aura yet: until it is merged,
- * InsightsConfigGet returns the documented defaults of the setting
- * definitions (thread_window 7 days, dedupe_window 1 hour,
- * auto_dismiss_min_ratings 3, auto_dismiss_irrelevant_ratio 0.6,
- * export_row_cap 100000), the same for every restaurant.
+ *	  Every insights.* setting is read here and nowhere else, through the
+ *	  settings module's C API (src/settings.h), which resolves the
+ *	  restaurant's value (or the system value, or the definition's default:
+ *	  thread_window 7 days, dedupe_window 1 hour, auto_dismiss_min_ratings 3,
+ *	  auto_dismiss_irrelevant_ratio 0.6, export_row_cap 100000) from a
+ *	  backend-local cache.
  */
 #include "postgres.h"
 
@@ -20,19 +19,45 @@
 
 #include "context.h"
 #include "insights_config.h"
+#include "settings.h"
+
+/* an interval setting as microseconds (a month counts 30 days) */
+static int64
+IntervalSetting(const char *key, int64 restaurant, int64 fallback)
+{
+	Interval	iv;
+
+	if (!AuraGetSettingInterval(key, restaurant, 0, 0, &iv))
+		return fallback;
+	return iv.time + (int64) iv.day * USECS_PER_DAY + (int64) iv.month * 30 * USECS_PER_DAY;
+}
+
+static int64
+IntSetting(const char *key, int64 restaurant, int64 fallback)
+{
+	int64		v;
+
+	return AuraGetSettingInt(key, restaurant, 0, 0, &v) ? v : fallback;
+}
 
 /*
  * InsightsConfigGet
- *		The insights settings in effect for a restaurant.
+ *		The insights settings in effect for a restaurant (0: system).
  */
 void
 InsightsConfigGet(int64 restaurant_id, InsightsConfig *cfg)
 {
-	cfg->thread_window_us = 7 * USECS_PER_DAY;
-	cfg->dedupe_window_us = USECS_PER_HOUR;
-	cfg->auto_dismiss_min_ratings = 3;
-	cfg->auto_dismiss_irrelevant_ratio = 0.6;
-	cfg->export_row_cap = 100000;
+	Numeric		ratio;
+
+	cfg->thread_window_us = IntervalSetting("insights.thread_window", restaurant_id, 7 * USECS_PER_DAY);
+	cfg->dedupe_window_us = IntervalSetting("insights.dedupe_window", restaurant_id, USECS_PER_HOUR);
+	cfg->auto_dismiss_min_ratings = (int32) IntSetting("insights.auto_dismiss_min_ratings", restaurant_id, 3);
+	cfg->export_row_cap = IntSetting("insights.export_row_cap", restaurant_id, 100000);
+	if (AuraGetSettingNumeric("insights.auto_dismiss_irrelevant_ratio", restaurant_id, 0, 0, &ratio))
+		cfg->auto_dismiss_irrelevant_ratio =
+			DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(ratio)));
+	else
+		cfg->auto_dismiss_irrelevant_ratio = 0.6;
 }
 
 /* an interval of whole days plus time, from microseconds */

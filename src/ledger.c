@@ -31,6 +31,7 @@
 #include "storage/lock.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
 
@@ -163,14 +164,21 @@ LedgerCheckTenant(int64 restaurant_id)
 
 /*
  * LedgerEmitEvent
- *		Record an event in the loyalty outbox (aura.loyalty_events).
+ *		Record an event in the loyalty event log (aura.loyalty_events) and
+ *		emit it through the notifications module (aura.emit_event: webhooks
+ *		and notification rules, in this transaction).  emit_event checks the
+ *		tenant context; the posting that raises the event has been
+ *		authorized already (an order trigger may run without any context),
+ *		so the restaurant is put in context for that one call only.
  */
 void
 LedgerEmitEvent(int64 restaurant_id, const char *event_type, const char *json)
 {
+	static SPIPlanPtr plan_emit;
 	static const Oid types[3] = {INT8OID, TEXTOID, TEXTOID};
 	Datum		values[3];
 	int			rc;
+	int			nest;
 
 	LedgerPlan(&plan_event,
 			   "INSERT INTO aura.loyalty_events (restaurant_id, event_type, data) "
@@ -181,6 +189,15 @@ LedgerEmitEvent(int64 restaurant_id, const char *event_type, const char *json)
 	rc = SPI_execute_plan(plan_event, values, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "aura: event insert failed: %s", SPI_result_code_string(rc));
+
+	LedgerPlan(&plan_emit, "SELECT aura.emit_event($1, $2, $3::jsonb)", 3, types);
+	nest = NewGUCNestLevel();
+	(void) set_config_option("aura.restaurant_id", psprintf(INT64_FORMAT, restaurant_id),
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	rc = SPI_execute_plan(plan_emit, values, NULL, false, 0);
+	AtEOXact_GUC(true, nest);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "aura: aura.emit_event failed: %s", SPI_result_code_string(rc));
 }
 
 /* text of a nullable string for messages */
@@ -539,6 +556,40 @@ InsertLot(Account *acc, int64 txid, int64 amount, int64 remaining, bool has_expi
 	(void) LedgerHeapInsert("points_lots", 7, names, values, nulls);
 }
 
+/*
+ * MergeIntoLot
+ *		Received points join an open lot of the receiver with the same expiry
+ *		and availability, if there is one: transfers back and forth would
+ *		otherwise split lots without end.  False when there is none.
+ */
+static bool
+MergeIntoLot(Account *acc, ConsumedLot *c)
+{
+	static SPIPlanPtr plan_merge;
+	static const Oid types[5] = {INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+	Datum		values[5];
+	char		nulls[6] = "     ";
+	int			rc;
+
+	LedgerPlan(&plan_merge,
+			   "UPDATE aura.points_lots SET amount = amount + $3, remaining = remaining + $3 "
+			   "WHERE restaurant_id = $1 AND id = (SELECT id FROM aura.points_lots "
+			   " WHERE restaurant_id = $1 AND customer_id = $2 AND remaining > 0 "
+			   " AND expires_at IS NOT DISTINCT FROM $4 AND available_at = $5 ORDER BY id LIMIT 1)",
+			   5, types);
+	values[0] = Int64GetDatum(acc->restaurant_id);
+	values[1] = Int64GetDatum(acc->customer_id);
+	values[2] = Int64GetDatum(c->amount);
+	values[3] = TimestampTzGetDatum(c->expires_at);
+	if (!c->has_expiry)
+		nulls[3] = 'n';
+	values[4] = TimestampTzGetDatum(c->available_at);
+	rc = SPI_execute_plan(plan_merge, values, nulls, false, 0);
+	if (rc != SPI_OK_UPDATE)
+		elog(ERROR, "aura: lot merge failed: %s", SPI_result_code_string(rc));
+	return SPI_processed == 1;
+}
+
 /* the pending points of an account: open lots not yet available */
 static int64
 PendingOf(Account *acc)
@@ -844,8 +895,9 @@ ApplyLocked(LedgerPosting *p, Account *acc, List **consumed, List *credit_lots)
 		{
 			ConsumedLot *c = lfirst(lc);
 
-			InsertLot(acc, txid, c->amount, c->amount, c->has_expiry, c->expires_at,
-					  c->available_at);
+			if (!MergeIntoLot(acc, c))
+				InsertLot(acc, txid, c->amount, c->amount, c->has_expiry, c->expires_at,
+						  c->available_at);
 		}
 	}
 

@@ -719,17 +719,10 @@ CREATE TABLE aura.insight_actions (
 CREATE INDEX insight_actions_insight ON aura.insight_actions (restaurant_id, insight_id);
 COMMENT ON TABLE aura.insight_actions IS 'What people did with insights (viewed, shared, exported, implemented with realized value, discussed, custom). Append-only.';
 
-CREATE FUNCTION aura._insight_actions_append_only() RETURNS trigger
-    LANGUAGE plpgsql
-    SET search_path = pg_catalog, aura, pg_temp
-    AS $$
-BEGIN
-    RAISE EXCEPTION 'aura.insight_actions is append-only' USING ERRCODE = 'object_not_in_prerequisite_state',
-        HINT = 'Record a new action instead of changing or deleting one.';
-END
-$$;
 CREATE TRIGGER insight_actions_append_only BEFORE UPDATE OR DELETE ON aura.insight_actions
-    FOR EACH ROW EXECUTE FUNCTION aura._insight_actions_append_only();
+    FOR EACH ROW EXECUTE FUNCTION aura._append_only();
+CREATE TRIGGER insight_actions_no_truncate BEFORE TRUNCATE ON aura.insight_actions
+    FOR EACH STATEMENT EXECUTE FUNCTION aura._append_only();
 
 CREATE FUNCTION aura.record_insight_action(insight_id bigint, action text, details jsonb DEFAULT '{}',
                                            realized_value numeric DEFAULT NULL)
@@ -1461,7 +1454,6 @@ INSERT INTO aura.privilege_matrix (object, kind, role, privileges) VALUES
     ('aura._csv(text)', 'function', 'aura_reporting', 'EXECUTE'),
     ('aura._csv(text)', 'function', 'aura_staff', 'EXECUTE'),
     ('aura._detector_ran(text, bigint, timestamp with time zone, boolean, bigint, text, text, bigint)', 'function', 'aura_manager', 'EXECUTE'),
-    ('aura._insight_actions_append_only()', 'function', '-', ''),
     ('aura._insight_close_thread()', 'function', '-', ''),
     ('aura._insight_filter_sql(jsonb)', 'function', 'aura_reporting', 'EXECUTE'),
     ('aura._insight_filter_sql(jsonb)', 'function', 'aura_staff', 'EXECUTE'),
