@@ -81,7 +81,7 @@ Target(const char *name)
 
 			if (!OidIsValid(relid))
 				elog(ERROR, "aura: table aura.%s is missing", name);
-			t->seqid = getIdentitySequence(relid, 2, false);	/* id is column 2 */
+			t->seqid = getIdentitySequence(relid, get_attnum(relid, "id"), false);
 			t->relid = relid;
 		}
 		return t;
