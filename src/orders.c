@@ -9,8 +9,9 @@
  * status, order id) and carry the completed and reversed status values;
  * they are resolved once per statement and kept in fn_extra.  The order id
  * is the idempotency key ("order:<id>"), so a re-fired trigger or a repeated
- * update never posts twice.  Every order-related step first takes the
- * order's key lock, so a cancel racing a completion or a refund is
+ * update never posts twice.  Every order-related posting holds the
+ * customer's account lock while it reads what the order earned and what was
+ * reversed already, so a cancel racing a completion or a refund is
  * serialized per order.
  */
 #include "postgres.h"
@@ -342,8 +343,16 @@ OrderReverse(int64 restaurant_id, const char *order_ref, Numeric refunded, Numer
 	int64		points;
 	int64		txid;
 
-	LedgerLockKey(restaurant_id, OrderKey(order_ref, ""));
 	OrderEarningGet(restaurant_id, order_ref, &oe);
+	if (oe.found)
+	{
+		/*
+		 * The account lock serializes everything done to this order (its
+		 * earning, refunds, cancellation); read the figures again under it.
+		 */
+		(void) LedgerLockAccount(restaurant_id, oe.customer_id);
+		OrderEarningGet(restaurant_id, order_ref, &oe);
+	}
 	if (!oe.found)
 	{
 		if (from_trigger)
