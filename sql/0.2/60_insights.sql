@@ -1316,13 +1316,85 @@ BEGIN
 END
 $$;
 
+-- Built-in detector over aura's own loyalty ledger (aura.points_transactions):
+-- points liability growth and a low redemption rate over the last `days`.
+-- Settings: days (30), liability_growth (0.25), min_liability (1000),
+-- min_redemption_rate (0.05), min_earned (1000).
+CREATE FUNCTION aura.detect_loyalty_points(restaurant_id bigint, as_of timestamptz, settings jsonb)
+    RETURNS TABLE (domain text, type text, severity text, title text, details jsonb)
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, aura, pg_temp
+    AS $$
+DECLARE
+    days integer := coalesce((settings ->> 'days')::integer, 30);
+    growth_limit numeric := coalesce((settings ->> 'liability_growth')::numeric, 0.25);
+    min_liability bigint := coalesce((settings ->> 'min_liability')::bigint, 1000);
+    min_rate numeric := coalesce((settings ->> 'min_redemption_rate')::numeric, 0.05);
+    min_earned bigint := coalesce((settings ->> 'min_earned')::bigint, 1000);
+    since timestamptz;
+    r record;
+    growth numeric;
+    rate numeric;
+BEGIN
+    IF days NOT BETWEEN 1 AND 365 OR growth_limit <= 0 OR min_liability < 1 OR min_rate NOT BETWEEN 0 AND 1
+       OR min_earned < 1 THEN
+        RAISE EXCEPTION 'invalid loyalty detector settings' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    since := as_of - make_interval(days => days);
+    SELECT coalesce(sum(t.points) FILTER (WHERE t.created_at < as_of), 0) AS liability_now,
+           coalesce(sum(t.points) FILTER (WHERE t.created_at < since), 0) AS liability_then,
+           coalesce(sum(t.points) FILTER (WHERE t.created_at >= since AND t.created_at < as_of
+                                            AND t.kind IN ('earn', 'bonus')), 0) AS earned,
+           coalesce(-sum(t.points) FILTER (WHERE t.created_at >= since AND t.created_at < as_of
+                                             AND t.kind = 'redeem'), 0) AS redeemed
+      INTO r
+      FROM aura.points_transactions t WHERE t.restaurant_id = detect_loyalty_points.restaurant_id;
+    IF r.liability_then >= min_liability THEN
+        growth := (r.liability_now - r.liability_then)::numeric / r.liability_then;
+        IF growth > growth_limit THEN
+            domain := 'finance';
+            type := 'warning';
+            severity := CASE WHEN growth > 2 * growth_limit THEN 'high' ELSE 'medium' END;
+            title := format('Points liability up %s%% in %s days', round(growth * 100), days);
+            details := jsonb_build_object(
+                'description', format('Outstanding points grew from %s to %s.', r.liability_then, r.liability_now),
+                'impact_score', least(100, round(growth * 100, 2)),
+                'metrics', jsonb_build_object('liability', r.liability_now, 'liability_before', r.liability_then,
+                                              'growth', round(growth, 4), 'days', days),
+                'related_entity_type', 'loyalty', 'related_entity_id', 'liability',
+                'recommendations', '["Promote rewards so points are redeemed", "Review points expiry"]'::jsonb);
+            RETURN NEXT;
+        END IF;
+    END IF;
+    IF r.earned >= min_earned THEN
+        rate := r.redeemed::numeric / r.earned;
+        IF rate < min_rate THEN
+            domain := 'loyalty';
+            type := 'optimization';
+            severity := 'low';
+            title := format('Low points redemption: %s%% of the points earned in %s days', round(rate * 100, 1), days);
+            details := jsonb_build_object(
+                'description', format('%s points earned, %s redeemed.', r.earned, r.redeemed),
+                'impact_score', round((1 - rate / min_rate) * 50, 2),
+                'metrics', jsonb_build_object('earned', r.earned, 'redeemed', r.redeemed,
+                                              'redemption_rate', round(rate, 4), 'days', days),
+                'related_entity_type', 'loyalty', 'related_entity_id', 'redemption',
+                'recommendations', '["Offer rewards reachable with typical balances", "Remind members of their points"]'::jsonb);
+            RETURN NEXT;
+        END IF;
+    END IF;
+END
+$$;
+
 INSERT INTO aura.insight_detectors (name, function, schedule, builtin, settings) VALUES
     ('sales_anomalies', 'aura.detect_sales_anomalies(bigint, timestamptz, jsonb)', '1 day', true,
      '{"weeks": 8, "min_weeks": 3, "z_drop": -2, "z_spike": 2}'),
     ('order_value_shift', 'aura.detect_order_value_shift(bigint, timestamptz, jsonb)', '1 day', true,
      '{"recent_days": 7, "baseline_days": 28, "min_orders": 20, "shift": 0.15}'),
     ('churn_risk', 'aura.detect_churn_risk(bigint, timestamptz, jsonb)', '1 day', true,
-     '{"min_visits": 4, "lookback_days": 180, "factor": 2}');
+     '{"min_visits": 4, "lookback_days": 180, "factor": 2}'),
+    ('loyalty_points', 'aura.detect_loyalty_points(bigint, timestamptz, jsonb)', '1 day', true,
+     '{"days": 30, "liability_growth": 0.25, "min_liability": 1000, "min_redemption_rate": 0.05, "min_earned": 1000}');
 
 ------------------------------------------------------------------------------
 -- deployment_check item insight_rules
@@ -1428,6 +1500,7 @@ GRANT EXECUTE ON FUNCTION aura.generate_insights(bigint, timestamptz),
     aura._run_detectors(bigint, timestamptz, boolean), aura._detector_ran(text, bigint, timestamptz, boolean, bigint, text, text, bigint),
     aura.detect_sales_anomalies(bigint, timestamptz, jsonb), aura.detect_order_value_shift(bigint, timestamptz, jsonb),
     aura.detect_churn_risk(bigint, timestamptz, jsonb), aura._orders_sql(aura.orders_sources),
+    aura.detect_loyalty_points(bigint, timestamptz, jsonb),
     aura._check_insight_rules()
     TO aura_manager;
 -- detectors run with the privileges of whoever runs them (the dispatcher):
@@ -1462,6 +1535,7 @@ INSERT INTO aura.privilege_matrix (object, kind, role, privileges) VALUES
     ('aura._thread_category(text, boolean, interval)', 'function', 'aura_staff', 'EXECUTE'),
     ('aura.acknowledge_insights(bigint[])', 'function', 'aura_staff', 'EXECUTE'),
     ('aura.detect_churn_risk(bigint, timestamp with time zone, jsonb)', 'function', 'aura_manager', 'EXECUTE'),
+    ('aura.detect_loyalty_points(bigint, timestamp with time zone, jsonb)', 'function', 'aura_manager', 'EXECUTE'),
     ('aura.detect_order_value_shift(bigint, timestamp with time zone, jsonb)', 'function', 'aura_manager', 'EXECUTE'),
     ('aura.detect_sales_anomalies(bigint, timestamp with time zone, jsonb)', 'function', 'aura_manager', 'EXECUTE'),
     ('aura.detector_runs', 'table', 'aura_manager', 'SELECT'),
