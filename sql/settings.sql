@@ -120,6 +120,16 @@ SELECT key, value, source_scope, source_id FROM aura.effective_settings()
  WHERE key IN ('general.locale', 'loyalty.points_expiry_days', 'loyalty.point_value', 'notifications.email.smtp_host')
  ORDER BY key;
 
+-- readers work in parallel workers too (a worker's cold cache loads with the query snapshot)
+SET force_parallel_mode = on;
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SELECT DISTINCT aura.get_setting_int('loyalty.points_expiry_days', r.id) AS in_parallel_worker
+  FROM aura.restaurants r WHERE r.id = 100;
+RESET force_parallel_mode;
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+
 -- locks: a higher scope wins and lower scopes cannot override
 SELECT aura.lock_setting('general.locale', 'restaurant', reason => 'brand language');
 SELECT aura.get_setting('general.locale') AS locked_restaurant_value_wins;
@@ -282,12 +292,16 @@ INSERT INTO aura.setting_definitions (key, category, type, min_length, descripti
 VALUES ('custom.len_on_int', 'operations', 'integer', 3, 'test');
 INSERT INTO aura.setting_definitions (key, category, type, pattern, description)
 VALUES ('custom.bad_regex', 'operations', 'string', '([a-z', 'test');
+\set VERBOSITY terse
 INSERT INTO aura.setting_definitions (key, category, type, description)
 VALUES ('custom.enum_without_values', 'operations', 'enum', 'test');
+\set VERBOSITY default
 INSERT INTO aura.setting_definitions (key, category, type, sensitive, default_value, description)
 VALUES ('custom.secret_default', 'security', 'secret', true, '"x"', 'test');
+\set VERBOSITY terse
 INSERT INTO aura.setting_definitions (key, category, type, description)
 VALUES ('NotDotted', 'operations', 'string', 'test');
+\set VERBOSITY default
 SELECT aura.get_setting_int('custom.max_guests', 100) AS new_definition_visible_at_once;
 UPDATE aura.setting_definitions SET default_value = '30' WHERE key = 'custom.max_guests';
 SELECT aura.get_setting_int('custom.max_guests', 100) AS new_default_at_once;

@@ -42,7 +42,8 @@ CREATE TABLE aura.setting_groups (
     name        text PRIMARY KEY CHECK (name ~ '^[a-z][a-z0-9_]{0,62}$'),
     label       text NOT NULL CHECK (length(label) BETWEEN 1 AND 200),
     description text,
-    sort        int NOT NULL DEFAULT 100
+    sort        int NOT NULL DEFAULT 100,
+    builtin     boolean NOT NULL DEFAULT false
 );
 COMMENT ON TABLE aura.setting_groups IS 'Logical groups of setting definitions, with their display order.';
 
@@ -77,6 +78,7 @@ CREATE TABLE aura.setting_definitions (
     deprecation_message text,
     introduced_version  text NOT NULL DEFAULT '0.2',
     deprecated_version  text,
+    builtin             boolean NOT NULL DEFAULT false,
     CHECK (type <> 'enum' OR coalesce(cardinality(allowed_values), 0) > 0),
     CHECK (type <> 'secret' OR sensitive),
     CHECK (min_value IS NULL OR max_value IS NULL OR min_value <= max_value),
@@ -194,8 +196,9 @@ CREATE TRIGGER system_settings_invalidate AFTER INSERT OR UPDATE OR DELETE OR TR
 CREATE TRIGGER setting_values_invalidate AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
     ON aura.setting_values FOR EACH STATEMENT EXECUTE FUNCTION aura._settings_invalidate();
 
-SELECT pg_catalog.pg_extension_config_dump('aura.setting_groups', '');
-SELECT pg_catalog.pg_extension_config_dump('aura.setting_definitions', '');
+-- shipped rows (builtin) come with CREATE EXTENSION; pg_dump keeps the others
+SELECT pg_catalog.pg_extension_config_dump('aura.setting_groups', 'WHERE NOT builtin');
+SELECT pg_catalog.pg_extension_config_dump('aura.setting_definitions', 'WHERE NOT builtin');
 SELECT pg_catalog.pg_extension_config_dump('aura.system_settings', '');
 SELECT pg_catalog.pg_extension_config_dump('aura.setting_values', '');
 SELECT pg_catalog.pg_extension_config_dump('aura.system_setting_history', '');
@@ -530,11 +533,15 @@ CREATE FUNCTION aura.set_setting(key text, value jsonb, scope text DEFAULT 'syst
     AS $$
 DECLARE
     t record;
+    result jsonb;
 BEGIN
     PERFORM aura._require_key(set_setting.key);
     t := aura._setting_target(set_setting.scope, set_setting.scope_id);
-    RETURN aura._put_setting(t.restaurant_id, t.scope, t.scope_id, set_setting.key, set_setting.value,
-                             set_setting.reason, 'direct');
+    result := aura._put_setting(t.restaurant_id, t.scope, t.scope_id, set_setting.key, set_setting.value,
+                                set_setting.reason, 'direct');
+    -- depends_on / conflicts_with (aura._check_relations, 11_settings_templates.sql)
+    PERFORM aura._check_relations(t.restaurant_id, t.scope, t.scope_id, ARRAY[set_setting.key]);
+    RETURN result;
 END
 $$;
 COMMENT ON FUNCTION aura.set_setting(text, jsonb, text, bigint, text) IS 'Validates and stores a setting value at a scope (system, restaurant, location, user); returns it canonically (secrets ********).';
@@ -582,6 +589,7 @@ BEGIN
                                    bulk_set_settings.reason, 'bulk');
         RETURN NEXT;
     END LOOP;
+    PERFORM aura._check_relations(t.restaurant_id, t.scope, t.scope_id, ARRAY(SELECT jsonb_object_keys(settings)));
 END
 $$;
 COMMENT ON FUNCTION aura.bulk_set_settings(jsonb, text, bigint, text) IS 'Sets many settings at one scope, all or nothing.';
@@ -850,61 +858,159 @@ INSERT INTO aura.setting_definitions
 
 UPDATE aura.setting_definitions SET help_text = 'Months count as 30 days for the minimum and maximum (seconds).'
  WHERE type = 'duration';
+UPDATE aura.setting_definitions SET builtin = true;
+UPDATE aura.setting_groups SET builtin = true;
 
--- Declared privileges (checked against the catalog by aura.privilege_mismatches)
-INSERT INTO aura.privilege_matrix (object, kind, role, privileges) VALUES
-    ('aura._caller_has(text)', 'function', '-', ''),
-    ('aura._caller_name()', 'function', '-', ''),
-    ('aura._delete_setting(bigint, text, bigint, text, text, text)', 'function', '-', ''),
-    ('aura._fingerprint(text)', 'function', '-', ''),
-    ('aura._history_value(jsonb, text)', 'function', '-', ''),
-    ('aura._log_setting(bigint, text, bigint, text, text, text, jsonb, jsonb, text)', 'function', '-', ''),
-    ('aura._put_setting(bigint, text, bigint, text, jsonb, text, text)', 'function', '-', ''),
-    ('aura._require_key(text)', 'function', '-', ''),
-    ('aura._resolve_setting(text, bigint, bigint, bigint)', 'function', 'aura_reporting', 'EXECUTE'),
-    ('aura._resolve_setting(text, bigint, bigint, bigint)', 'function', 'aura_staff', 'EXECUTE'),
-    ('aura._seal(text, text)', 'function', '-', ''),
-    ('aura._sealed_key_id(bytea)', 'function', '-', ''),
-    ('aura._set_lock(text, text, bigint, boolean, text)', 'function', 'aura_manager', 'EXECUTE'),
-    ('aura._setting_definition_check()', 'function', '-', ''),
-    ('aura._setting_target(text, bigint)', 'function', '-', ''),
-    ('aura._settings_invalidate()', 'function', '-', ''),
-    ('aura._unseal(bytea, text)', 'function', '-', ''),
-    ('aura._validate_setting(text, jsonb, text)', 'function', 'aura_reporting', 'EXECUTE'),
-    ('aura._validate_setting(text, jsonb, text)', 'function', 'aura_staff', 'EXECUTE'),
-    ('aura.bulk_set_settings(jsonb, text, bigint, text)', 'function', 'aura_staff', 'EXECUTE'),
-    ('aura.configured_settings', 'view', 'aura_manager', 'SELECT'),
-    ('aura.configured_settings', 'view', 'aura_reporting', 'SELECT'),
-    ('aura.effective_settings(bigint, bigint, bigint)', 'function', 'aura_reporting', 'EXECUTE'),
-    ('aura.effective_settings(bigint, bigint, bigint)', 'function', 'aura_staff', 'EXECUTE'),
-    ('aura.encryption_key_status()', 'function', 'aura_admin', 'EXECUTE'),
-    ('aura.get_setting(text, bigint, bigint, bigint)', 'function', 'aura_reporting', 'EXECUTE'),
-    ('aura.get_setting(text, bigint, bigint, bigint)', 'function', 'aura_staff', 'EXECUTE'),
-    ('aura.get_setting_bool(text, bigint, bigint, bigint)', 'function', 'aura_reporting', 'EXECUTE'),
-    ('aura.get_setting_bool(text, bigint, bigint, bigint)', 'function', 'aura_staff', 'EXECUTE'),
-    ('aura.get_setting_int(text, bigint, bigint, bigint)', 'function', 'aura_reporting', 'EXECUTE'),
-    ('aura.get_setting_int(text, bigint, bigint, bigint)', 'function', 'aura_staff', 'EXECUTE'),
-    ('aura.get_setting_interval(text, bigint, bigint, bigint)', 'function', 'aura_reporting', 'EXECUTE'),
-    ('aura.get_setting_interval(text, bigint, bigint, bigint)', 'function', 'aura_staff', 'EXECUTE'),
-    ('aura.get_setting_numeric(text, bigint, bigint, bigint)', 'function', 'aura_reporting', 'EXECUTE'),
-    ('aura.get_setting_numeric(text, bigint, bigint, bigint)', 'function', 'aura_staff', 'EXECUTE'),
-    ('aura.get_setting_text(text, bigint, bigint, bigint)', 'function', 'aura_reporting', 'EXECUTE'),
-    ('aura.get_setting_text(text, bigint, bigint, bigint)', 'function', 'aura_staff', 'EXECUTE'),
-    ('aura.lock_setting(text, text, bigint, text)', 'function', 'aura_manager', 'EXECUTE'),
-    ('aura.reset_setting(text, text, bigint, text)', 'function', 'aura_staff', 'EXECUTE'),
-    ('aura.reveal_secret(text, text, bigint)', 'function', 'aura_admin', 'EXECUTE'),
-    ('aura.set_setting(text, jsonb, text, bigint, text)', 'function', 'aura_staff', 'EXECUTE'),
-    ('aura.setting_definitions', 'table', 'aura_admin', 'DELETE,INSERT,UPDATE'),
-    ('aura.setting_definitions', 'table', 'aura_reporting', 'SELECT'),
-    ('aura.setting_definitions', 'table', 'aura_staff', 'SELECT'),
-    ('aura.setting_groups', 'table', 'aura_admin', 'DELETE,INSERT,UPDATE'),
-    ('aura.setting_groups', 'table', 'aura_reporting', 'SELECT'),
-    ('aura.setting_groups', 'table', 'aura_staff', 'SELECT'),
-    ('aura.setting_history', 'table', 'aura_manager', 'SELECT'),
-    ('aura.setting_history(text, text, bigint, timestamp with time zone)', 'function', 'aura_manager', 'EXECUTE'),
-    ('aura.setting_history_id_seq', 'sequence', '-', ''),
-    ('aura.setting_values', 'table', '-', ''),
-    ('aura.system_setting_history', 'table', 'aura_manager', 'SELECT'),
-    ('aura.system_setting_history_id_seq', 'sequence', '-', ''),
-    ('aura.system_settings', 'table', '-', ''),
-    ('aura.unlock_setting(text, text, bigint, text)', 'function', 'aura_manager', 'EXECUTE');
+-- Key rotation -----------------------------------------------------------------
+CREATE FUNCTION aura._current_key_id() RETURNS text
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'aura_current_key_id';
+
+-- rotate_encryption_key_batch: re-seal up to batch values sealed with an
+-- older key under the current key; returns progress.  Rows locked by a
+-- concurrent writer are skipped and picked up by a later batch.
+CREATE FUNCTION aura.rotate_encryption_key_batch(batch int DEFAULT 1000,
+                                                 OUT reencrypted int, OUT remaining bigint, OUT current_key_id text)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, aura, pg_temp
+    AS $$
+DECLARE
+    r record;
+    plain text;
+    fp text;
+BEGIN
+    IF NOT aura._caller_has('aura_admin') THEN
+        RAISE EXCEPTION 'only aura_admin may rotate the encryption key' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF batch IS NULL OR batch < 1 OR batch > 100000 THEN
+        RAISE EXCEPTION 'batch must be between 1 and 100000' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('batch: %s', coalesce(batch::text, 'NULL'));
+    END IF;
+    current_key_id := aura._current_key_id();
+    reencrypted := 0;
+    FOR r IN SELECT s.key, s.secret, s.fingerprint FROM aura.system_settings s
+              WHERE s.key_id IS DISTINCT FROM current_key_id AND s.secret IS NOT NULL
+              ORDER BY s.key LIMIT batch FOR UPDATE SKIP LOCKED LOOP
+        plain := aura._unseal(r.secret, r.key);
+        fp := aura._fingerprint(plain);
+        UPDATE aura.system_settings s SET secret = aura._seal(plain, r.key), key_id = current_key_id,
+               fingerprint = fp, updated_at = now(), updated_by = aura._caller_name()
+         WHERE s.key = r.key;
+        plain := NULL;
+        PERFORM aura._log_setting(NULL, 'system', NULL, r.key, 'reencrypt', 'rotation',
+                                  jsonb_build_object('fingerprint', r.fingerprint), jsonb_build_object('fingerprint', fp),
+                                  'key rotation to ' || current_key_id);
+        reencrypted := reencrypted + 1;
+    END LOOP;
+    FOR r IN SELECT v.restaurant_id, v.scope, v.scope_id, v.key, v.secret, v.fingerprint FROM aura.setting_values v
+              WHERE v.key_id IS DISTINCT FROM current_key_id AND v.secret IS NOT NULL
+              ORDER BY v.restaurant_id, v.scope, v.scope_id, v.key
+              LIMIT batch - reencrypted FOR UPDATE SKIP LOCKED LOOP
+        plain := aura._unseal(r.secret, r.key);
+        fp := aura._fingerprint(plain);
+        UPDATE aura.setting_values v SET secret = aura._seal(plain, r.key), key_id = current_key_id,
+               fingerprint = fp, updated_at = now(), updated_by = aura._caller_name()
+         WHERE v.restaurant_id = r.restaurant_id AND v.scope = r.scope AND v.scope_id = r.scope_id AND v.key = r.key;
+        plain := NULL;
+        PERFORM aura._log_setting(r.restaurant_id, r.scope, r.scope_id, r.key, 'reencrypt', 'rotation',
+                                  jsonb_build_object('fingerprint', r.fingerprint), jsonb_build_object('fingerprint', fp),
+                                  'key rotation to ' || current_key_id);
+        reencrypted := reencrypted + 1;
+    END LOOP;
+    SELECT (SELECT count(*) FROM aura.system_settings s WHERE s.secret IS NOT NULL AND s.key_id IS DISTINCT FROM current_key_id)
+         + (SELECT count(*) FROM aura.setting_values v WHERE v.secret IS NOT NULL AND v.key_id IS DISTINCT FROM current_key_id)
+      INTO remaining;
+END
+$$;
+COMMENT ON FUNCTION aura.rotate_encryption_key_batch(int) IS 'One batch of key rotation: re-seals up to batch secret values with the current key; returns how many, how many remain and the current key id.';
+
+-- rotate_encryption_key: batches, each committed, with progress notices.
+-- Interrupt it any time; calling it again resumes with what is left.
+CREATE PROCEDURE aura.rotate_encryption_key(batch int DEFAULT 1000)
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    r record;
+    total bigint := 0;
+BEGIN
+    LOOP
+        r := aura.rotate_encryption_key_batch(batch);
+        total := total + r.reencrypted;
+        RAISE NOTICE 're-encrypted % value(s) with key %, % remaining', total, r.current_key_id, r.remaining;
+        COMMIT;
+        EXIT WHEN r.remaining = 0 OR r.reencrypted = 0;
+    END LOOP;
+    IF r.remaining > 0 THEN
+        RAISE WARNING '% value(s) could not be re-encrypted now (locked by other transactions)', r.remaining
+            USING HINT = 'Call aura.rotate_encryption_key() again.';
+    END IF;
+END
+$$;
+COMMENT ON PROCEDURE aura.rotate_encryption_key(int) IS 'Online key rotation: re-seals every secret value with the current key in committed batches; interruptible and resumable.';
+
+CREATE VIEW aura.encryption_key_usage AS
+    SELECT key_id, count(*) AS secret_values
+      FROM (SELECT key_id FROM aura.system_settings WHERE key_id IS NOT NULL
+            UNION ALL SELECT key_id FROM aura.setting_values WHERE key_id IS NOT NULL) k
+     GROUP BY key_id;
+COMMENT ON VIEW aura.encryption_key_usage IS 'How many secret values each key id seals (rotation progress).';
+
+GRANT EXECUTE ON FUNCTION aura.rotate_encryption_key_batch(int) TO aura_admin;
+REVOKE ALL ON PROCEDURE aura.rotate_encryption_key(int) FROM PUBLIC;   -- 99_privileges covers functions only
+GRANT EXECUTE ON PROCEDURE aura.rotate_encryption_key(int) TO aura_admin;
+GRANT SELECT ON aura.encryption_key_usage TO aura_admin;
+
+-- deployment_check items ------------------------------------------------------
+CREATE FUNCTION aura._check_encryption_key(OUT ok boolean, OUT detail text)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, aura, pg_temp
+    AS $$
+DECLARE
+    st record;
+    total bigint;
+    stale bigint;
+BEGIN
+    st := aura.encryption_key_status();
+    SELECT coalesce(sum(secret_values), 0),
+           coalesce(sum(secret_values) FILTER (WHERE key_id IS DISTINCT FROM st.current_key_id), 0)
+      INTO total, stale FROM aura.encryption_key_usage;
+    IF NOT st.configured THEN
+        ok := false;
+        detail := format('no master key loaded (%s): set aura.encryption_key_file or aura.encryption_key_command '
+                         'and reload; %s secret value(s) cannot be read', st.error, total);
+        RETURN;
+    END IF;
+    ok := true;
+    detail := format('key %s loaded from %s (%s key(s)); %s secret value(s)', st.current_key_id, st.source,
+                     st.key_count, total);
+    IF stale > 0 THEN
+        detail := detail || format(', %s sealed with older keys: CALL aura.rotate_encryption_key()', stale);
+    END IF;
+END
+$$;
+UPDATE aura.deployment_items SET check_fn = 'aura._check_encryption_key' WHERE name = 'encryption_key';
+
+CREATE FUNCTION aura._check_settings_imported(OUT ok boolean, OUT detail text)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, aura, pg_temp
+    AS $$
+DECLARE
+    defs bigint;
+    sys bigint;
+    configured bigint;
+    restaurants bigint;
+BEGIN
+    SELECT count(*) INTO defs FROM aura.setting_definitions;
+    SELECT count(*) INTO sys FROM aura.system_settings;
+    SELECT count(DISTINCT restaurant_id) INTO configured FROM aura.setting_values;
+    SELECT count(*) INTO restaurants FROM aura.restaurants;
+    ok := defs > 0 AND (sys > 0 OR configured > 0);
+    detail := format('%s definitions; %s system value(s); %s of %s restaurant(s) with own values', defs, sys,
+                     configured, restaurants);
+    IF NOT ok THEN
+        detail := detail || ': apply a preset (aura.apply_template) or import settings (aura.import_settings)';
+    END IF;
+END
+$$;
+UPDATE aura.deployment_items SET check_fn = 'aura._check_settings_imported' WHERE name = 'settings_imported';
+GRANT EXECUTE ON FUNCTION aura._check_encryption_key(), aura._check_settings_imported() TO aura_manager;
