@@ -592,3 +592,27 @@ $$;
 UPDATE aura.setting_definitions SET depends_on = '{operations.online_ordering_enabled}'
  WHERE key = 'operations.order_prep_minutes';
 
+
+-- Declared privileges (checked against the catalog by aura.privilege_mismatches)
+INSERT INTO aura.privilege_matrix (object, kind, role, privileges) VALUES
+    ('aura._check_relations(bigint, text, bigint, text[])', 'function', '-', ''),
+    ('aura._restore_sealed(bigint, text, bigint, text, bytea, text, text, text)', 'function', '-', ''),
+    ('aura._scope_values(bigint, text, bigint)', 'function', '-', ''),
+    ('aura._set_lock_raw(bigint, text, bigint, text, boolean, text, text)', 'function', '-', ''),
+    ('aura._shown(jsonb, text)', 'function', '-', ''),
+    ('aura._template_check()', 'function', '-', ''),
+    ('aura._truthy(jsonb)', 'function', '-', ''),
+    ('aura._version(bigint)', 'function', '-', ''),
+    ('aura.apply_template(text, text, bigint, boolean, boolean)', 'function', 'aura_manager', 'EXECUTE'),
+    ('aura.configuration_templates', 'table', 'aura_admin', 'DELETE,INSERT,UPDATE'),
+    ('aura.configuration_templates', 'table', 'aura_reporting', 'SELECT'),
+    ('aura.configuration_templates', 'table', 'aura_staff', 'SELECT'),
+    ('aura.diff_settings(bigint, bigint)', 'function', 'aura_manager', 'EXECUTE'),
+    ('aura.export_settings(text, bigint, boolean)', 'function', 'aura_manager', 'EXECUTE'),
+    ('aura.import_settings(jsonb, text, bigint, text)', 'function', 'aura_manager', 'EXECUTE'),
+    ('aura.rollback_settings(bigint, text)', 'function', 'aura_manager', 'EXECUTE'),
+    ('aura.setting_versions', 'table', 'aura_manager', 'SELECT'),
+    ('aura.setting_versions_id_seq', 'sequence', '-', ''),
+    ('aura.settings_versions', 'view', 'aura_manager', 'SELECT'),
+    ('aura.snapshot_settings(text, bigint, text)', 'function', 'aura_manager', 'EXECUTE'),
+    ('aura.system_setting_versions', 'table', 'aura_manager', 'SELECT');

@@ -31,6 +31,17 @@ $node->safe_psql('postgres', qq{
     SELECT aura.create_api_key($B, 'LEAKB key', ARRAY['loyalty:*']);
     SELECT aura.audit('test.fixture', '{"marker": "A"}', $A);
     SELECT aura.audit('test.fixture', '{"marker": "LEAKB"}', $B);
+    -- insights: an insight (and its thread), a rating, an action and detector runs per restaurant
+    SELECT aura.record_insight($A, 'sales', 'anomaly', 'high', 'A finding', '{"related_entity_type": "location", "related_entity_id": "A"}');
+    SELECT aura.record_insight($B, 'sales', 'anomaly', 'high', 'LEAKB finding', '{"related_entity_type": "location", "related_entity_id": "LEAKB"}');
+    SELECT aura.set_context($A, NULL, 1);
+    SELECT aura.rate_insight((SELECT max(id) FROM aura.insights WHERE restaurant_id = $A), 'useful', 'A rating');
+    SELECT aura.record_insight_action((SELECT max(id) FROM aura.insights WHERE restaurant_id = $A), 'viewed', '{"marker": "A"}');
+    SELECT aura.set_context($B, NULL, 1);
+    SELECT aura.rate_insight((SELECT max(id) FROM aura.insights WHERE restaurant_id = $B), 'useful', 'LEAKB rating');
+    SELECT aura.record_insight_action((SELECT max(id) FROM aura.insights WHERE restaurant_id = $B), 'viewed', '{"marker": "LEAKB"}');
+    SELECT aura.clear_context();
+    SELECT count(*) FROM aura.generate_insights($A) a, aura.generate_insights($B) b;
     CREATE ROLE t_admin LOGIN IN ROLE aura_admin;
     CREATE ROLE t_manager LOGIN IN ROLE aura_manager;
     CREATE ROLE t_staff LOGIN IN ROLE aura_staff;
