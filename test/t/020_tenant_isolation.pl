@@ -491,6 +491,22 @@ $node->safe_psql('postgres', q{
     ALTER TABLE aura.locations ENABLE ROW LEVEL SECURITY;
 });
 
+# ... and so are a policy letting tenants write global rows, and a child
+# table whose foreign key lets A's rows hang under B's
+$node->safe_psql('postgres', q{
+    CREATE POLICY tap_global_write ON aura.flags USING (restaurant_id IS NULL);
+    ALTER TABLE aura.flag_ramps DISABLE TRIGGER flag_child_scope;
+});
+my ($rc3, $out3) = $node->psql('postgres', "BEGIN; SELECT attempt, object FROM tap.probe($A, $B, $b_ids) WHERE leak; ROLLBACK;",
+    extra_params => ['-U', 't_manager', '-q', '-A', '-t', '-F', "\t"]);
+like($out3, qr/^(?:update|take over|delete) global rows\taura\.flags$/m, 'self-test: a tenant writing global rows is reported');
+like($out3, qr/^insert under B's parent\taura\.flag_ramps flag_ramps_flag_id_fkey$/m,
+     'self-test: a row of A hung under a row of B is reported');
+$node->safe_psql('postgres', q{
+    DROP POLICY tap_global_write ON aura.flags;
+    ALTER TABLE aura.flag_ramps ENABLE TRIGGER flag_child_scope;
+});
+
 # aura_admin sees every tenant (the documented rule), and in A's context too
 is($node->safe_psql('postgres', "SELECT aura.set_context($A); SELECT count(DISTINCT restaurant_id) FROM aura.api_keys_view",
         extra_params => ['-U', 't_admin']), "\n2", 'aura_admin sees every restaurant, as documented');
