@@ -37,5 +37,6 @@ extern void SettingsInit(void);
 extern void ApiKeysInit(void);
 extern void AuditInit(void);
 extern void LedgerInit(void);
+extern void RewardsInit(void);
 
 #endif							/* AURA_H */
