@@ -58,7 +58,8 @@ SELECT aura.import_points_balances('[{"restaurant_id": 412, "customer_id": 10, "
 SELECT aura.import_points_balances(NULL);
 SELECT count(*) AS customer_12_accounts FROM aura.loyalty_accounts WHERE restaurant_id = 412 AND customer_id = 12;
 
--- birthdays: once per customer and year
+-- birthdays: once per customer and year (loyalty.birthday_points, default 0)
+SELECT aura.set_setting('loyalty.birthday_points', '100', 'restaurant', 412) AS birthday_points;
 SELECT aura.award_birthdays('2027-05-17') AS awarded;
 SELECT aura.award_birthdays('2027-05-17') AS awarded_again;
 SELECT aura.award_birthdays('2028-05-17') AS next_year;
@@ -69,6 +70,59 @@ SELECT customer_id, kind, points, source, reference, idempotency_key
   FROM aura.points_transactions WHERE restaurant_id = 412 AND kind = 'bonus' ORDER BY id;
 SELECT aura.award_birthdays(NULL);
 SELECT * FROM aura.verify_ledger(412);
+
+------------------------------------------------------------------------------
+-- settings drive the ledger (read through src/ledger_config.c)
+------------------------------------------------------------------------------
+INSERT INTO aura.restaurants (id, name) VALUES (413, 'Lifecycle Settings'), (414, 'Lifecycle Pending');
+CREATE TABLE lifecycle_orders (id text PRIMARY KEY, restaurant_id bigint, customer_id bigint, total numeric, status text);
+SELECT aura.attach_orders('lifecycle_orders', 'restaurant_id', 'customer_id', 'total', 'status', 'id');
+INSERT INTO lifecycle_orders VALUES ('A-1', 413, 1, 10.00, 'completed');
+-- loyalty.points_per_unit changes what the order trigger earns, at once
+SELECT aura.set_setting('loyalty.points_per_unit', '2.5', 'restaurant', 413) AS points_per_unit;
+INSERT INTO lifecycle_orders VALUES ('A-2', 413, 1, 10.00, 'completed');
+-- ... only for that restaurant
+INSERT INTO lifecycle_orders VALUES ('B-1', 414, 1, 10.00, 'completed');
+SELECT aura.reset_setting('loyalty.points_per_unit', 'restaurant', 413) IS NOT NULL AS reset;
+INSERT INTO lifecycle_orders VALUES ('A-3', 413, 1, 10.00, 'completed');
+SELECT restaurant_id, reference, points FROM aura.points_transactions
+ WHERE restaurant_id IN (413, 414) AND source = 'order' ORDER BY id;
+-- loyalty.points_expiry_days: 0 means never
+SELECT aura.set_setting('loyalty.points_expiry_days', '0', 'restaurant', 413) IS NOT NULL AS no_expiry;
+SELECT aura.earn_points(413, 2, 10) > 0 AS earned;
+SELECT expires_at IS NULL AS never_expires FROM aura.points_lots WHERE restaurant_id = 413 AND customer_id = 2;
+-- (loyalty.pending_days is tested in test/t/041_ledger_pending.pl: the settings
+-- test lists that key's history across restaurants)
+-- loyalty.allow_negative_balance: reversals and adjustments may go below zero;
+-- later earnings pay the deficit back before they open a lot
+SELECT aura.set_setting('loyalty.allow_negative_balance', 'true', 'restaurant', 413) IS NOT NULL AS allow_negative;
+SELECT aura.earn_points(413, 3, 50) > 0 AS earned;
+SELECT aura.adjust_points(413, 3, -80, NULL, NULL, 'chargeback') > 0 AS adjusted;
+SELECT aura.spend_points(413, 3, 1);
+SELECT aura.earn_points(413, 3, 100) > 0 AS earned;
+SELECT balance FROM aura.loyalty_accounts WHERE restaurant_id = 413 AND customer_id = 3;
+SELECT amount, remaining FROM aura.points_lots WHERE restaurant_id = 413 AND customer_id = 3 ORDER BY id;
+SELECT * FROM aura.verify_ledger(413);
+SELECT * FROM aura.verify_ledger(414);
+-- the same negative balance is a violation once negative balances are not allowed
+SELECT aura.adjust_points(413, 4, 1) > 0 AS earned, aura.adjust_points(413, 4, -5) > 0 AS negative;
+SELECT aura.reset_setting('loyalty.allow_negative_balance', 'restaurant', 413) IS NOT NULL AS reset;
+SELECT customer_id, problem FROM aura.verify_ledger(413);
+-- loyalty.tier_downgrade: review_tiers downgrades after the grace period
+SELECT aura.earn_points(413, 5, 2500) > 0 AS silver;
+SELECT aura.review_tiers(now() + interval '2 years') AS downgraded_under_none;
+SELECT aura.set_setting('loyalty.tier_downgrade', '"rolling_12_months"', 'restaurant', 413) IS NOT NULL AS rolling;
+SELECT aura.review_tiers(now() + interval '10 days') AS within_grace_and_window;
+SELECT aura.review_tiers(now() + interval '13 months') AS downgraded;
+SELECT aura.review_tiers(now() + interval '13 months') AS again;
+SELECT tier FROM aura.loyalty_accounts WHERE restaurant_id = 413 AND customer_id = 5;
+SELECT old_tier, new_tier, reason FROM aura.tier_history WHERE restaurant_id = 413 AND customer_id = 5 ORDER BY id;
+SELECT aura.set_setting('loyalty.tier_downgrade', '"anniversary"', 'restaurant', 413) IS NOT NULL AS anniversary;
+SELECT aura.earn_points(413, 6, 2500) > 0 AS silver;
+SELECT aura.review_tiers(now() + interval '11 months') AS before_first_anniversary;
+SELECT aura.review_tiers(now() + interval '25 months') AS after_a_year_without_points;
+SELECT tier FROM aura.loyalty_accounts WHERE restaurant_id = 413 AND customer_id = 6;
+DROP TABLE lifecycle_orders;
 
 -- managers without context cannot act on every restaurant
 CREATE ROLE lifecycle_manager IN ROLE aura_manager;
@@ -82,3 +136,10 @@ SELECT aura.customer_loyalty(411, 2);
 RESET ROLE;
 SELECT aura.clear_context();
 DROP ROLE lifecycle_manager;
+
+-- deployment checklist
+SELECT name, ok, detail ~ 'restaurants have tiers' AS says_how_many FROM aura.deployment_check() WHERE name = 'loyalty_tiers';
+BEGIN;
+DELETE FROM aura.loyalty_tiers WHERE restaurant_id = 412 AND min_points = 0;
+SELECT name, ok, detail FROM aura.deployment_check() WHERE name = 'loyalty_tiers';
+ROLLBACK;

@@ -30,6 +30,10 @@ $$;
 ------------------------------------------------------------------------------
 SELECT aura.install_default_rewards(501) AS installed;
 SELECT aura.install_default_rewards(501) AS installed_again;
+-- reward events go through the notifications outbox: a rule subscribed to reward.* (in-app)
+SELECT aura.set_context(501);
+SELECT aura.set_notification_rule('rewards', '{reward.*,campaign.*}', '[{"channel": "app", "recipients": ["1"]}]') > 0 AS rule;
+SELECT set_config('aura.restaurant_id', '', false) AS no_context;
 SELECT key, type, value, percentage, min_order_amount AS min, max_discount_amount AS cap, validity_days AS days,
        eligible_tiers, trigger, trigger_conditions, auto_apply
   FROM aura.reward_templates WHERE restaurant_id = 501 ORDER BY id;
@@ -286,9 +290,14 @@ SELECT * FROM pg_temp.rewards(501, 11);
 SELECT aura.record_referral(501, 11, 12) AS referral, aura.record_referral(501, 11, 12) AS again;
 SELECT aura.record_referral(501, 11, 11);
 -- a limit reached is skipped, never failing the order
-SELECT event_type, data ->> 'template' AS template FROM aura.loyalty_events
- WHERE restaurant_id = 501 AND event_type = 'reward.auto_issue_skipped' ORDER BY id LIMIT 3;
-SELECT event_type, count(*) FROM aura.loyalty_events WHERE restaurant_id = 501 AND event_type LIKE 'reward.%'
+INSERT INTO aura.reward_templates (restaurant_id, key, type, title, value, trigger, max_uses_total)
+VALUES (501, 'first-two', 'fixed_discount', 'First two orders of the day', 1, 'order_complete', 1);
+INSERT INTO rewards_orders VALUES ('c1', 501, 13, 10, 'completed'), ('c2', 501, 14, 10, 'completed');
+SELECT customer_id, t.key FROM aura.rewards x JOIN aura.reward_templates t ON t.restaurant_id = x.restaurant_id
+   AND t.id = x.template_id WHERE x.restaurant_id = 501 AND x.customer_id IN (13, 14) ORDER BY 1, 2;
+SELECT event_type, data ->> 'template' AS template, data ->> 'reason' AS reason
+  FROM aura.rule_matches WHERE restaurant_id = 501 AND event_type = 'reward.auto_issue_skipped' ORDER BY id;
+SELECT event_type, count(*) FROM aura.rule_matches WHERE restaurant_id = 501 AND event_type LIKE 'reward.%'
  GROUP BY 1 ORDER BY 1;
 
 ------------------------------------------------------------------------------

@@ -47,6 +47,7 @@ _PG_init(void)
 	ApiKeysInit();
 	AuditInit();
 	LedgerInit();
+	NotifyInit();
 	RewardsInit();
 
 #if PG_VERSION_NUM >= 150000

@@ -37,6 +37,7 @@ extern void SettingsInit(void);
 extern void ApiKeysInit(void);
 extern void AuditInit(void);
 extern void LedgerInit(void);
+extern void NotifyInit(void);
 extern void RewardsInit(void);
 
 #endif							/* AURA_H */

@@ -163,17 +163,22 @@ AuraCurrentUser(int64 *id)
 /*
  * AuraIsAdmin
  *		Superusers and roles with the privileges of aura_admin see every
- *		tenant.  Membership checks are cached by PostgreSQL itself.
+ *		tenant.  It asks about the calling role (the outer user id, which SET
+ *		ROLE changes but SECURITY DEFINER does not): inside a definer function
+ *		the current user is the extension owner, and asking about it would
+ *		make every caller an admin.  Membership checks are cached by
+ *		PostgreSQL itself.
  */
 bool
 AuraIsAdmin(void)
 {
+	Oid			caller = GetOuterUserId();
 	Oid			admin;
 
-	if (superuser())
+	if (superuser_arg(caller))
 		return true;
 	admin = get_role_oid("aura_admin", true);
-	return OidIsValid(admin) && has_privs_of_role(GetUserId(), admin);
+	return OidIsValid(admin) && has_privs_of_role(caller, admin);
 }
 
 PG_FUNCTION_INFO_V1(aura_current_restaurant);

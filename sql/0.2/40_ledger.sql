@@ -657,6 +657,36 @@ GRANT EXECUTE ON FUNCTION aura.points_expiring(bigint, bigint, interval),
     TO aura_staff, aura_reporting;
 GRANT EXECUTE ON FUNCTION aura.import_points_balances(jsonb) TO aura_admin;
 
+------------------------------------------------------------------------------
+-- Deployment checklist: loyalty_tiers
+------------------------------------------------------------------------------
+CREATE FUNCTION aura._check_loyalty_tiers(OUT ok boolean, OUT detail text)
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, aura, pg_temp
+    AS $$
+DECLARE
+    with_tiers bigint;
+    no_base text;
+    total bigint;
+BEGIN
+    SELECT count(*) INTO total FROM aura.restaurants;
+    SELECT count(DISTINCT restaurant_id) INTO with_tiers FROM aura.loyalty_tiers;
+    SELECT string_agg(r::text, ', ' ORDER BY r) INTO no_base FROM (
+        SELECT restaurant_id AS r FROM aura.loyalty_tiers GROUP BY 1 HAVING min(min_points) > 0) d;
+    ok := no_base IS NULL;
+    IF NOT ok THEN
+        detail := format('restaurants %s have no tier starting at 0 points: new members get no tier '
+                         '(add one with min_points 0)', no_base);
+    ELSE
+        detail := format('%s of %s restaurants have tiers; the others get the defaults '
+                         '(Bronze 0, Silver 2000, Gold 5000, Platinum 10000) on their first posting',
+                         with_tiers, total);
+    END IF;
+END
+$$;
+UPDATE aura.deployment_items SET check_fn = 'aura._check_loyalty_tiers' WHERE name = 'loyalty_tiers';
+GRANT EXECUTE ON FUNCTION aura._check_loyalty_tiers() TO aura_manager;
+
 -- Declared privileges (checked against the catalog by aura.privilege_mismatches)
 INSERT INTO aura.privilege_matrix (object, kind, role, privileges) VALUES
     ('aura._ledger_allow_negative(bigint)', 'function', 'aura_reporting', 'EXECUTE'),
@@ -711,4 +741,5 @@ INSERT INTO aura.privilege_matrix (object, kind, role, privileges) VALUES
     ('aura.tier_history_id_seq', 'sequence', '-', ''),
     ('aura.transfer_points(bigint, bigint, bigint, bigint, text)', 'function', 'aura_staff', 'EXECUTE'),
     ('aura.verify_ledger(bigint)', 'function', 'aura_manager', 'EXECUTE'),
-    ('aura.verify_ledger(bigint)', 'function', 'aura_reporting', 'EXECUTE');
+    ('aura.verify_ledger(bigint)', 'function', 'aura_reporting', 'EXECUTE'),
+    ('aura._check_loyalty_tiers()', 'function', 'aura_manager', 'EXECUTE');

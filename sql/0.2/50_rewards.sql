@@ -5,8 +5,9 @@
 --
 -- Reward events (reward.issued, reward.redeemed, reward.reserved,
 -- reward.released, reward.cancelled, reward.expired, reward.revoked,
--- reward.auto_issue_skipped) are recorded in aura.loyalty_events, the outbox
--- the ledger uses, until the notifications module's aura.emit_event exists.
+-- reward.auto_issue_skipped, campaign.run, campaign.skipped) go through the
+-- notifications module's aura.emit_event (part 70, called at run time).
+-- The dispatcher's jobs of this module are registered in 71_rewards_jobs.sql.
 ------------------------------------------------------------------------------
 
 CREATE TABLE aura.reward_templates (
@@ -483,12 +484,15 @@ CREATE FUNCTION aura._reward_code_normalize(code text) RETURNS text
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'aura_reward_code_normalize';
 COMMENT ON FUNCTION aura._reward_code_normalize(text) IS 'Canonical form XXXX-XXXX-XXXX of a typed code (case and separators ignored), NULL when it cannot be a code.';
 
--- an event of the rewards module (outbox shared with the ledger)
+-- an event of the rewards module, through the notifications outbox
+-- (aura.emit_event: webhooks and notification rules subscribed to reward.*)
 CREATE FUNCTION aura._reward_event(r bigint, event_type text, data jsonb) RETURNS void
-    LANGUAGE sql
+    LANGUAGE plpgsql
     SET search_path = pg_catalog, aura, pg_temp
     AS $$
-    INSERT INTO aura.loyalty_events (restaurant_id, event_type, data) VALUES (r, event_type, data);
+BEGIN
+    PERFORM aura.emit_event(r, event_type, data);
+END
 $$;
 
 -- mark a day of the analytics rollup for recomputation
@@ -1410,9 +1414,9 @@ BEGIN
           FROM due WHERE x.restaurant_id = due.restaurant_id AND x.id = due.id
         RETURNING x.restaurant_id, x.id, x.customer_id, x.template_id, x.issued_at, x.valid_until
     ), ev AS (
-        INSERT INTO aura.loyalty_events (restaurant_id, event_type, data)
-        SELECT u.restaurant_id, 'reward.expired', jsonb_build_object('reward_id', u.id, 'customer_id', u.customer_id,
-                                                                   'valid_until', u.valid_until)
+        SELECT count(aura.emit_event(u.restaurant_id, 'reward.expired',
+                                     jsonb_build_object('reward_id', u.id, 'customer_id', u.customer_id,
+                                                        'valid_until', u.valid_until))) AS n
           FROM upd u
     ), d AS (
         INSERT INTO aura.reward_analytics_dirty (restaurant_id, template_id, day)
@@ -1420,7 +1424,7 @@ BEGIN
           FROM upd u, LATERAL (VALUES ((u.issued_at AT TIME ZONE 'UTC')::date),
                                       ((as_of AT TIME ZONE 'UTC')::date)) v(at)
     )
-    SELECT count(*) INTO n FROM upd;
+    SELECT ev.n INTO n FROM ev;
     RETURN n;
 END
 $$;

@@ -1,0 +1,169 @@
+-- Notifications: webhook signatures, subscriptions, channels, rules, the
+-- outbox written in the caller's transaction, the append-only delivery log.
+-- The dispatcher runs in this database too, so outputs never show what it
+-- changes (statuses, attempts); they show what SQL wrote.
+CREATE EXTENSION IF NOT EXISTS aura CASCADE;
+SET aura.notify_secret_key = 'regress-notify-key';
+
+-- Standard Webhooks test vector (svix / standard-webhooks libraries)
+SELECT aura.webhook_sign('whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', 'msg_p5jXN8AQM9LWM0D4loKWxJek',
+                         1614265330, '{"test": 2432232314}') AS signature;
+SELECT aura.webhook_sign(NULL, 'm', 1, 'b') IS NULL AS null_in_null_out;
+SELECT aura.webhook_sign('MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', 'm', 1, 'b');
+SELECT aura.webhook_sign('whsec_!!!!', 'm', 1, 'b');
+SELECT aura.webhook_sign('whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', '', 1, 'b');
+SELECT aura.webhook_sign('whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', 'm', -1, 'b');
+SELECT aura.webhook_sign('whsec_' || repeat('A', 5000), 'm', 1, 'b');
+SELECT length(aura.webhook_sign('whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', 'm', 1, repeat('x', 1000000))) AS huge_body_ok;
+SELECT aura._new_webhook_secret() ~ '^whsec_[A-Za-z0-9+/]{43}=$' AS secret_format,
+       aura._new_webhook_secret() <> aura._new_webhook_secret() AS secrets_differ;
+
+INSERT INTO aura.restaurants (id, name, timezone) VALUES
+    (701, 'Notify One', 'Europe/Rome'), (702, 'Notify Two', 'UTC');
+CREATE ROLE regress_n_manager IN ROLE aura_manager;
+CREATE ROLE regress_n_staff IN ROLE aura_staff;
+
+-- webhooks: need a restaurant in context, validate everything
+SELECT * FROM aura.create_webhook('x', 'https://example.com/h');
+SELECT aura.set_context(701);
+SELECT id, secret ~ '^whsec_' AS has_secret FROM aura.create_webhook('orders', 'https://hooks.example.com/aura', '{reward.*,tier.changed}');
+SELECT * FROM aura.create_webhook('orders', 'https://hooks.example.com/aura');
+SELECT * FROM aura.create_webhook('bad', 'ftp://example.com/x');
+SELECT * FROM aura.create_webhook('bad', 'https://exa mple.com/x');
+SELECT * FROM aura.create_webhook('bad', NULL);
+SELECT * FROM aura.create_webhook('bad', 'https://example.com/' || repeat('a', 3000));
+SELECT * FROM aura.create_webhook('bad', 'https://example.com/x', '{}');
+SELECT * FROM aura.create_webhook('bad', 'https://example.com/x', '{"Reward Issued"}');
+SELECT * FROM aura.create_webhook('bad', 'https://example.com/x', '{*}', '{"Host": "evil"}');
+SELECT * FROM aura.create_webhook('bad', 'https://example.com/x', '{*}', '{"X-A": "a\nb"}');
+SELECT * FROM aura.create_webhook('bad', 'https://example.com/x', '{*}', '[1]');
+SELECT * FROM aura.create_webhook('bad', 'https://example.com/x', '{*}', '{}', 11);
+SELECT * FROM aura.create_webhook('bad', 'https://example.com/x', '{*}', '{}', 3, 50);
+SELECT * FROM aura.create_webhook('', 'https://example.com/x');
+SELECT id AS hook FROM aura.webhooks WHERE name = 'orders' \gset
+-- the secret is stored encrypted and decrypts with the key
+SELECT position('whsec_' in encode(secret, 'escape')) = 0 AS not_plaintext,
+       aura._decrypt_secret(secret) ~ '^whsec_' AS decrypts
+  FROM aura.webhooks WHERE id = :hook;
+SELECT aura.rotate_webhook_secret(:hook) ~ '^whsec_' AS rotated;
+SELECT previous_secret IS NOT NULL AS keeps_old, previous_secret_until > now() AS overlap
+  FROM aura.webhooks WHERE id = :hook;
+SELECT aura.rotate_webhook_secret(999999);
+SELECT aura.rotate_webhook_secret(:hook, '-1 day');
+
+-- events: validation, tenant check, fan-out in the caller's transaction
+SELECT aura.emit_event(701, 'Bad Type', '{}');
+SELECT aura.emit_event(701, NULL, '{}');
+SELECT aura.emit_event(701, 'reward.issued', '[1,2]');
+SELECT aura.emit_event(701, 'reward.issued', NULL);
+SELECT aura.emit_event(NULL, 'reward.issued', '{}');
+SELECT aura.emit_event(702, 'reward.issued', '{}') > 0 AS admin_emits_anywhere;
+SELECT aura.emit_event(701, 'reward.issued', jsonb_build_object('blob', repeat('x', 300000)));
+BEGIN;
+SELECT aura.emit_event(701, 'reward.issued', '{"points": 50}') > 0 AS emitted;
+SELECT aura.emit_event(701, 'points.expired', '{"points": 5}') > 0 AS not_subscribed;
+SELECT msg_id ~ '^msg_701_[0-9]+_w[0-9]+$' AS stable_id, event_type, channel,
+       payload ->> 'type' AS type, payload -> 'data' AS data, payload ? 'timestamp' AS has_ts
+  FROM aura.notifications WHERE restaurant_id = 701;
+ROLLBACK;
+SELECT count(*) AS after_rollback FROM aura.notifications WHERE restaurant_id = 701;
+
+-- channels: config validated, secrets encrypted
+SELECT aura.set_notification_channel('mail', 'email', '{"host": "smtp.example.com", "port": 587, "from": "aura@example.com"}', 'pw');
+SELECT aura.set_notification_channel('mail2', 'email', '{"host": "smtp.example.com", "port": 99999, "from": "aura@example.com"}');
+SELECT aura.set_notification_channel('mail2', 'email', '{"host": "smtp.example.com", "from": "not-an-address"}');
+SELECT aura.set_notification_channel('mail2', 'email', '{"host": "smtp.example.com", "from": "a@b.c", "password": "x"}');
+SELECT aura.set_notification_channel('mail2', 'email', '{"host": "smtp.example.com", "from": "a@b.c", "tls": "maybe"}');
+SELECT aura.set_notification_channel('slack', 'slack', '{}');
+SELECT aura.set_notification_channel('slack', 'slack', '{}', 'not a url');
+SELECT aura.set_notification_channel('slack', 'slack', '{}', 'https://hooks.slack.example/services/T/B/X') > 0 AS slack;
+SELECT aura.set_notification_channel('sms', 'sms', '{"account_sid": "AC1", "from": "+15550001"}');
+SELECT aura.set_notification_channel('sms', 'sms', '{"account_sid": "AC1", "from": "+15550001", "base_url": "http://127.0.0.1:9"}', 'tok') > 0 AS sms;
+SELECT aura.set_notification_channel('app', 'in_app') > 0 AS in_app;
+SELECT aura.set_notification_channel('fax', 'fax');
+SELECT aura.set_notification_channel('x', 'webhook', '"str"');
+SELECT aura.set_notification_channel(NULL, 'in_app');
+SELECT name, channel, config, secret IS NOT NULL AS has_secret, enabled
+  FROM aura.notification_channels WHERE restaurant_id = 701 ORDER BY name;
+SELECT aura._decrypt_secret(secret) FROM aura.notification_channels WHERE name = 'slack' AND restaurant_id = 701;
+
+-- rules: immediate with rate limits, dedupe, in_app inbox, a missing channel
+SELECT aura.set_notification_rule('r_bad', '{x.*}', '{}');
+SELECT aura.set_notification_rule('r_bad', '{x.*}', '[{"channel": 1}]');
+SELECT aura.set_notification_rule('r_bad', '{x.*}', '[{"channel": "app"}]', 'urgent');
+SELECT aura.set_notification_rule('r_bad', '{x.*}', '[{"channel": "app"}]', 'info', '{24}');
+SELECT aura.set_notification_rule('r_bad', '{x.*}', '[{"channel": "app"}]', max_per_hour => 0);
+SELECT aura.set_notification_rule('r_bad', '{x.*}', '[{"channel": "app"}]', quiet_start => '22:00');
+SELECT aura.set_notification_rule('limited', '{insight.*}', '[{"channel": "app", "recipients": ["42"]}]',
+                                  min_severity => 'medium', max_per_hour => 2) > 0 AS rule;
+SELECT aura.set_notification_rule('dedupe', '{stock.low}', '[{"channel": "app", "recipients": ["42"]}]',
+                                  dedupe_window => '1 hour') > 0 AS rule;
+SELECT aura.set_notification_rule('missing', '{stock.low}', '[{"channel": "nope", "recipients": ["x"]}]') > 0 AS rule;
+SELECT aura.emit_event(701, 'insight.created', '{"title": "Low sales", "severity": "low"}') > 0 AS below_min_severity;
+SELECT aura.emit_event(701, 'insight.created', jsonb_build_object('title', 'Spike ' || i, 'severity', 'high')) > 0
+  FROM generate_series(1, 5) i;
+SELECT mode, reason, count(*) FROM aura.rule_matches m JOIN aura.notification_rules r ON r.restaurant_id = m.restaurant_id AND r.id = m.rule_id
+ WHERE r.name = 'limited' GROUP BY 1, 2 ORDER BY 1;
+SELECT aura.emit_event(701, 'stock.low', '{"item": "flour"}') > 0 FROM generate_series(1, 3);
+SELECT r.name, m.mode, count(*) FROM aura.rule_matches m JOIN aura.notification_rules r ON r.restaurant_id = m.restaurant_id AND r.id = m.rule_id
+ WHERE r.name IN ('dedupe', 'missing') GROUP BY 1, 2 ORDER BY 1, 2;
+SELECT status, last_error FROM aura.notifications WHERE restaurant_id = 701 AND rule_id = (SELECT id FROM aura.notification_rules WHERE name = 'missing');
+SELECT user_id, severity, title FROM aura.inbox WHERE restaurant_id = 701 ORDER BY id;
+SELECT count(*) AS unread FROM aura.inbox_unread(42);
+SELECT aura.mark_read(42, ARRAY[(SELECT min(id) FROM aura.inbox WHERE restaurant_id = 701)]) AS marked;
+SELECT aura.mark_read(42) AS marked_rest;
+SELECT aura.mark_read(-1);
+-- overflow goes to the next full hour's digest, nothing is lost
+BEGIN;
+UPDATE aura.rule_matches SET at = at - interval '2 hours' WHERE restaurant_id = 701 AND mode = 'digest';
+SELECT aura.run_digests() AS digests;
+COMMIT;
+SELECT event_type, payload -> 'data' ->> 'count' AS items, payload -> 'data' ->> 'severity' AS severity
+  FROM aura.notifications WHERE restaurant_id = 701 AND event_type = 'digest';
+SELECT title FROM aura.inbox WHERE restaurant_id = 701 AND event_type = 'digest';
+
+-- rendering of the channels (what the dispatcher sends)
+SELECT jsonb_pretty(aura._slack_blocks('insight.created', '{"title": "Sales up", "severity": "high", "description": "Lunch +20%",
+        "impact": "high", "value": "1200 EUR", "recommendations": ["a", "b", "c", "d", "e", "f"], "url": "https://aura.example/i/1"}'));
+SELECT aura._form_encode('+1 555/ü&=') AS form;
+SELECT split_part(aura._email_message('aura@example.com', 'ops@example.com', 'msg_1', 'insight.created',
+        '{"title": "Sales <up>", "severity": "critical"}'), E'\r\n', 3) AS subject_header;
+SELECT convert_from(decode(substring(split_part(aura._email_message('a@b.c', 'o@b.c', 'm', 'x.y', '{"title": "Grüße", "severity": "high"}'),
+        E'\r\n', 3) from '=\?UTF-8\?B\?(.*)\?='), 'base64'), 'UTF8') AS decoded_subject;
+
+-- the delivery log is append-only
+INSERT INTO aura.delivery_log (restaurant_id, notification_id, msg_id, attempt, outcome) VALUES (701, 1, 'msg_x', 1, 'failed');
+UPDATE aura.delivery_log SET error = 'x' WHERE msg_id = 'msg_x';
+DELETE FROM aura.delivery_log WHERE msg_id = 'msg_x';
+
+-- retry_dead and test_webhook
+SELECT aura.retry_dead(NULL);
+SELECT aura.retry_dead(ARRAY(SELECT id FROM aura.notifications WHERE restaurant_id = 701 AND status = 'dead'
+                                AND last_error LIKE 'rule "missing"%')) AS requeued;
+SELECT aura.test_webhook(999999);
+SELECT aura.test_webhook(:hook) > 0 AS ping_queued;
+
+-- roles: managers see no secret column, staff no channels; other tenants nothing
+SET ROLE regress_n_manager;
+SELECT aura.set_context(702);
+SELECT count(*) AS other_tenant_hooks FROM aura.webhooks;
+SELECT secret FROM aura.webhooks;
+SELECT aura.emit_event(701, 'reward.issued', '{}');
+SELECT aura.retry_dead(ARRAY(SELECT generate_series(1, 100)::bigint)) AS nothing_of_others;
+SELECT id > 0 AS own_hook FROM aura.create_webhook('mine', 'https://example.net/h');
+RESET ROLE;
+SET ROLE regress_n_staff;
+SELECT aura.set_context(702);
+SELECT count(*) FROM aura.notification_channels;
+SELECT * FROM aura.create_webhook('staff', 'https://example.net/h');
+SELECT aura.emit_event(702, 'reward.issued', '{}') > 0 AS staff_can_emit;
+RESET ROLE;
+SELECT aura.clear_context();
+
+-- dispatcher interface
+SELECT count(*) = 1 AS one_row FROM aura.worker_status();
+SELECT name, fn, every FROM aura.jobs ORDER BY name;
+SELECT name, ok FROM aura.deployment_check() WHERE name IN ('notification_channels', 'webhook_endpoints');
+
+DELETE FROM aura.notifications WHERE restaurant_id IN (701, 702);
+DROP ROLE regress_n_manager, regress_n_staff;
