@@ -154,9 +154,9 @@ CREATE TRIGGER append_only_truncate BEFORE TRUNCATE ON aura.reward_redemptions
     FOR EACH STATEMENT EXECUTE FUNCTION aura._append_only();
 
 -- Progress of bulk issuance and campaign runs: counts and per-customer
--- results.  aura.issue_rewards_bulk updates its row in the caller's
--- transaction; CALL aura.issue_rewards_bulk_job commits after every chunk so
--- other sessions watch the row grow.
+-- results.  The run updates its row every notice_every customers in the
+-- caller's transaction: other sessions see it once the run commits (a
+-- SECURITY DEFINER function cannot commit part-way).
 CREATE TABLE aura.reward_jobs (
     restaurant_id   bigint NOT NULL,
     id              bigint GENERATED ALWAYS AS IDENTITY,
@@ -486,22 +486,38 @@ COMMENT ON FUNCTION aura._reward_code_normalize(text) IS 'Canonical form XXXX-XX
 
 -- an event of the rewards module, through the notifications outbox
 -- (aura.emit_event: webhooks and notification rules subscribed to reward.*)
+-- (skipped when the restaurant has no active webhook and no enabled rule:
+-- then emit_event would queue nothing, and it is the costliest step of a
+-- redemption)
 CREATE FUNCTION aura._reward_event(r bigint, event_type text, data jsonb) RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, aura, pg_temp
     AS $$
 BEGIN
-    PERFORM aura.emit_event(r, event_type, data);
+    IF EXISTS (SELECT 1 FROM aura.webhooks w WHERE w.restaurant_id = r AND w.active)
+       OR EXISTS (SELECT 1 FROM aura.notification_rules n WHERE n.restaurant_id = r AND n.enabled) THEN
+        PERFORM aura.emit_event(r, event_type, data);
+    END IF;
 END
 $$;
 
 -- mark a day of the analytics rollup for recomputation
-CREATE FUNCTION aura._reward_dirty(r bigint, template bigint, at timestamptz) RETURNS void
-    LANGUAGE sql
+-- mark the days (UTC) of a change for the analytics rollup; the second day
+-- is skipped when it is the first (PL/pgSQL: the insert's plan is cached)
+CREATE FUNCTION aura._reward_dirty(r bigint, template bigint, at timestamptz, at2 timestamptz DEFAULT NULL)
+    RETURNS void
+    LANGUAGE plpgsql
     SET search_path = pg_catalog, aura, pg_temp
     AS $$
-    INSERT INTO aura.reward_analytics_dirty (restaurant_id, template_id, day)
-    VALUES (r, template, (at AT TIME ZONE 'UTC')::date);
+DECLARE
+    d1 date := (at AT TIME ZONE 'UTC')::date;
+    d2 date := (at2 AT TIME ZONE 'UTC')::date;
+BEGIN
+    INSERT INTO aura.reward_analytics_dirty (restaurant_id, template_id, day) VALUES (r, template, d1);
+    IF d2 IS NOT NULL AND d2 <> d1 THEN
+        INSERT INTO aura.reward_analytics_dirty (restaurant_id, template_id, day) VALUES (r, template, d2);
+    END IF;
+END
 $$;
 
 ------------------------------------------------------------------------------
@@ -1067,8 +1083,7 @@ BEGIN
     IF rw.type = 'tier_upgrade' THEN
         PERFORM aura._reward_apply_tier(rw.restaurant_id, rw.customer_id, rw.terms ->> 'target_tier');
     END IF;
-    PERFORM aura._reward_dirty(rw.restaurant_id, rw.template_id, rw.issued_at);
-    PERFORM aura._reward_dirty(rw.restaurant_id, rw.template_id, red.created_at);
+    PERFORM aura._reward_dirty(rw.restaurant_id, rw.template_id, rw.issued_at, red.created_at);
     PERFORM aura._reward_event(rw.restaurant_id, 'reward.redeemed', jsonb_build_object('reward_id', rw.id,
         'customer_id', rw.customer_id, 'order_ref', order_ref, 'discount', ev.discount, 'points', ev.points));
     RETURN jsonb_build_object('redeemed', true, 'replayed', false, 'redemption_id', red.id,
@@ -1202,8 +1217,7 @@ BEGIN
             PERFORM aura._post_points(r, rw.customer_id, 'bonus', rw.points_cost, 'reward', 'reward:' || rw.code,
                                       'reward-restore:' || rw.id || ':' || red.id, 'points of a cancelled reward');
         END IF;
-        PERFORM aura._reward_dirty(r, rw.template_id, rw.issued_at);
-        PERFORM aura._reward_dirty(r, rw.template_id, red.created_at);
+        PERFORM aura._reward_dirty(r, rw.template_id, rw.issued_at, red.created_at);
         PERFORM aura._reward_dirty(r, rw.template_id, now());
         PERFORM aura._reward_event(r, 'reward.cancelled', jsonb_build_object('reward_id', rw.id,
             'customer_id', rw.customer_id, 'order_ref', o, 'status', back));
@@ -2266,7 +2280,7 @@ INSERT INTO aura.privilege_matrix (object, kind, role, privileges) VALUES
     ('aura._reward_check_order_args(text, text, numeric)', 'function', '-', ''),
     ('aura._reward_code()', 'function', '-', ''),
     ('aura._reward_code_normalize(text)', 'function', '-', ''),
-    ('aura._reward_dirty(bigint, bigint, timestamp with time zone)', 'function', '-', ''),
+    ('aura._reward_dirty(bigint, bigint, timestamp with time zone, timestamp with time zone)', 'function', '-', ''),
     ('aura._reward_evaluate(aura.rewards, numeric, bigint, jsonb, text)', 'function', '-', ''),
     ('aura._reward_event(bigint, text, jsonb)', 'function', '-', ''),
     ('aura._reward_find(text)', 'function', '-', ''),
