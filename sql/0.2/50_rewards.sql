@@ -782,6 +782,12 @@ COMMENT ON FUNCTION aura.revoke_reward(bigint, text, text) IS 'Revokes an active
 -- Validation and redemption
 ------------------------------------------------------------------------------
 
+-- The C hot path of _reward_evaluate: rewards that need no items nor settings.
+CREATE FUNCTION aura._reward_evaluate_fast(rw aura.rewards, amount numeric, c bigint, order_ref text,
+                                           OUT reasons jsonb, OUT discount numeric, OUT points bigint)
+    LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'aura_reward_evaluate_fast';
+COMMENT ON FUNCTION aura._reward_evaluate_fast(aura.rewards, numeric, bigint, text) IS 'Internal (C): rules and discount of a reward without items (not free_item, free_delivery, cashback).';
+
 -- Every rule a reward fails for an order, and the discount / points it gives.
 -- rw.status is what the caller read (under lock when redeeming).
 CREATE FUNCTION aura._reward_evaluate(rw aura.rewards, amount numeric, c bigint, items jsonb, order_ref text,
@@ -805,6 +811,11 @@ DECLARE
     items_ok boolean := true;
     pv numeric;
 BEGIN
+    IF items IS NULL AND rw.type NOT IN ('free_item', 'free_delivery', 'cashback') THEN
+        SELECT f.reasons, f.discount, f.points INTO reasons, discount, points
+          FROM aura._reward_evaluate_fast(rw, amount, c, order_ref) f;
+        RETURN;
+    END IF;
     reasons := '[]';
     discount := 0;
     points := 0;
@@ -2282,6 +2293,7 @@ INSERT INTO aura.privilege_matrix (object, kind, role, privileges) VALUES
     ('aura._reward_code_normalize(text)', 'function', '-', ''),
     ('aura._reward_dirty(bigint, bigint, timestamp with time zone, timestamp with time zone)', 'function', '-', ''),
     ('aura._reward_evaluate(aura.rewards, numeric, bigint, jsonb, text)', 'function', '-', ''),
+    ('aura._reward_evaluate_fast(aura.rewards, numeric, bigint, text)', 'function', '-', ''),
     ('aura._reward_event(bigint, text, jsonb)', 'function', '-', ''),
     ('aura._reward_find(text)', 'function', '-', ''),
     ('aura._reward_target_check(jsonb)', 'function', '-', ''),
