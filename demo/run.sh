@@ -33,10 +33,17 @@ stop_cluster() { "$PG_BIN/pg_ctl" -D "$DEMO_DIR/data" -m fast -w stop >/dev/null
 
 "$PG_BIN/createdb" -U postgres aura_demo || exit 1
 
+# a loopback HTTP sink that records what the dispatcher delivers (demo/70_notifications.sql)
+SINK_PORT=$(free_port)
+/usr/bin/python3 test/sinks/http_sink.py --port "$SINK_PORT" --log "$DEMO_DIR/sink.log" >/dev/null 2>&1 &
+SINK_PID=$!
+[ -n "${KEEP:-}" ] || trap 'stop_cluster; kill $SINK_PID 2>/dev/null' EXIT
+
 rc=0
 for f in demo/[0-9]*.sql; do
     step "$(sed -n '1s/^-- *//p' "$f")"
-    "$PG_BIN/psql" -U postgres -X -q -v ON_ERROR_STOP=1 -P pager=off -f "$f" || { rc=1; break; }
+    "$PG_BIN/psql" -U postgres -X -q -v ON_ERROR_STOP=1 -P pager=off \
+        -v sink_url="http://127.0.0.1:$SINK_PORT" -v sink_log="$DEMO_DIR/sink.log" -f "$f" || { rc=1; break; }
 done
 
 if [ -n "${KEEP:-}" ]; then

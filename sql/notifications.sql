@@ -2,7 +2,9 @@
 -- outbox written in the caller's transaction, the append-only delivery log.
 -- The dispatcher runs in this database too, so outputs never show what it
 -- changes (statuses, attempts); they show what SQL wrote.
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS aura CASCADE;
+RESET client_min_messages;
 SET aura.notify_secret_key = 'regress-notify-key';
 
 -- Standard Webhooks test vector (svix / standard-webhooks libraries)
@@ -26,7 +28,7 @@ CREATE ROLE regress_n_staff IN ROLE aura_staff;
 -- webhooks: need a restaurant in context, validate everything
 SELECT * FROM aura.create_webhook('x', 'https://example.com/h');
 SELECT aura.set_context(701);
-SELECT id, secret ~ '^whsec_' AS has_secret FROM aura.create_webhook('orders', 'https://hooks.example.com/aura', '{reward.*,tier.changed}');
+SELECT id > 0 AS created, secret ~ '^whsec_' AS has_secret FROM aura.create_webhook('orders', 'https://hooks.example.com/aura', '{reward.*,tier.changed}');
 SELECT * FROM aura.create_webhook('orders', 'https://hooks.example.com/aura');
 SELECT * FROM aura.create_webhook('bad', 'ftp://example.com/x');
 SELECT * FROM aura.create_webhook('bad', 'https://exa mple.com/x');
@@ -69,7 +71,7 @@ ROLLBACK;
 SELECT count(*) AS after_rollback FROM aura.notifications WHERE restaurant_id = 701;
 
 -- channels: config validated, secrets encrypted
-SELECT aura.set_notification_channel('mail', 'email', '{"host": "smtp.example.com", "port": 587, "from": "aura@example.com"}', 'pw');
+SELECT aura.set_notification_channel('mail', 'email', '{"host": "smtp.example.com", "port": 587, "from": "aura@example.com"}', 'pw') > 0 AS mail;
 SELECT aura.set_notification_channel('mail2', 'email', '{"host": "smtp.example.com", "port": 99999, "from": "aura@example.com"}');
 SELECT aura.set_notification_channel('mail2', 'email', '{"host": "smtp.example.com", "from": "not-an-address"}');
 SELECT aura.set_notification_channel('mail2', 'email', '{"host": "smtp.example.com", "from": "a@b.c", "password": "x"}');
@@ -121,6 +123,20 @@ COMMIT;
 SELECT event_type, payload -> 'data' ->> 'count' AS items, payload -> 'data' ->> 'severity' AS severity
   FROM aura.notifications WHERE restaurant_id = 701 AND event_type = 'digest';
 SELECT title FROM aura.inbox WHERE restaurant_id = 701 AND event_type = 'digest';
+
+-- quiet hours in the restaurant's time zone: held until the quiet period ends
+SELECT aura.set_notification_rule('quiet now', '{quiet.test}', '[{"channel": "mail", "recipients": ["q@example.com"]}]',
+    quiet_start => ((now() AT TIME ZONE 'Europe/Rome') - interval '1 hour')::time,
+    quiet_end => ((now() AT TIME ZONE 'Europe/Rome') + interval '1 hour')::time) > 0 AS rule;
+SELECT aura.set_notification_rule('quiet later', '{quiet.test}', '[{"channel": "mail", "recipients": ["l@example.com"]}]',
+    quiet_start => ((now() AT TIME ZONE 'Europe/Rome') + interval '2 hours')::time,
+    quiet_end => ((now() AT TIME ZONE 'Europe/Rome') + interval '3 hours')::time) > 0 AS rule;
+BEGIN;
+SELECT aura.emit_event(701, 'quiet.test', '{}') > 0 AS emitted;
+SELECT recipient, next_attempt_at - now() BETWEEN interval '59 minutes' AND interval '61 minutes' AS held_one_hour,
+       next_attempt_at <= now() AS now
+  FROM aura.notifications WHERE event_type = 'quiet.test' ORDER BY recipient;
+ROLLBACK;
 
 -- rendering of the channels (what the dispatcher sends)
 SELECT jsonb_pretty(aura._slack_blocks('insight.created', '{"title": "Sales up", "severity": "high", "description": "Lunch +20%",

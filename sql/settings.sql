@@ -120,6 +120,16 @@ SELECT key, value, source_scope, source_id FROM aura.effective_settings()
  WHERE key IN ('general.locale', 'loyalty.points_expiry_days', 'loyalty.point_value', 'notifications.email.smtp_host')
  ORDER BY key;
 
+-- readers work in parallel workers too (a worker's cold cache loads with the query snapshot)
+SET force_parallel_mode = on;
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SELECT DISTINCT aura.get_setting_int('loyalty.points_expiry_days', r.id) AS in_parallel_worker
+  FROM aura.restaurants r WHERE r.id = 100;
+RESET force_parallel_mode;
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+
 -- locks: a higher scope wins and lower scopes cannot override
 SELECT aura.lock_setting('general.locale', 'restaurant', reason => 'brand language');
 SELECT aura.get_setting('general.locale') AS locked_restaurant_value_wins;
@@ -282,17 +292,51 @@ INSERT INTO aura.setting_definitions (key, category, type, min_length, descripti
 VALUES ('custom.len_on_int', 'operations', 'integer', 3, 'test');
 INSERT INTO aura.setting_definitions (key, category, type, pattern, description)
 VALUES ('custom.bad_regex', 'operations', 'string', '([a-z', 'test');
+\set VERBOSITY terse
 INSERT INTO aura.setting_definitions (key, category, type, description)
 VALUES ('custom.enum_without_values', 'operations', 'enum', 'test');
+\set VERBOSITY default
 INSERT INTO aura.setting_definitions (key, category, type, sensitive, default_value, description)
 VALUES ('custom.secret_default', 'security', 'secret', true, '"x"', 'test');
+\set VERBOSITY terse
 INSERT INTO aura.setting_definitions (key, category, type, description)
 VALUES ('NotDotted', 'operations', 'string', 'test');
+\set VERBOSITY default
 SELECT aura.get_setting_int('custom.max_guests', 100) AS new_definition_visible_at_once;
 UPDATE aura.setting_definitions SET default_value = '30' WHERE key = 'custom.max_guests';
 SELECT aura.get_setting_int('custom.max_guests', 100) AS new_default_at_once;
 DELETE FROM aura.setting_definitions WHERE key = 'custom.max_guests';
 SELECT aura.get_setting_int('custom.max_guests', 100);
+
+-- bad input for the remaining public functions: clear errors, nothing changed
+SELECT aura.reveal_secret(NULL);
+SELECT aura.reveal_secret('notifications.email.password', 'galaxy');
+SELECT aura.reveal_secret('notifications.email.password', 'system', 5);
+SELECT aura.reveal_secret('notifications.email.password', 'location');
+SELECT aura.reveal_secret(repeat('x', 1000000));
+SELECT aura.lock_setting(NULL);
+SELECT aura.unlock_setting('no.such');
+SELECT aura.reset_setting(NULL);
+SELECT aura.reset_setting('loyalty.pending_days', 'location', 110);
+SELECT count(*) AS no_rows FROM aura.setting_history('no.such', 'user', -1, 'infinity');
+SELECT count(*) FROM aura.setting_history(scope => 'galaxy');
+SELECT * FROM aura.rotate_encryption_key_batch(0);
+SELECT * FROM aura.rotate_encryption_key_batch(NULL);
+SELECT reencrypted, remaining FROM aura.rotate_encryption_key_batch(10) AS nothing_to_rotate;
+CALL aura.rotate_encryption_key(10);
+SELECT aura._validate_setting('operations.business_hours', (repeat('{"a":', 200) || '1' || repeat('}', 200))::jsonb);
+SELECT aura._validate_setting('display.receipt_footer', '"\u0000"');
+SELECT aura._validate_setting('general.go_live_at', to_jsonb(repeat('9', 200)));
+SELECT aura._validate_setting('insights.thread_window', '1e300');
+SELECT aura._validate_setting('loyalty.points_per_unit', '-0.0000001');
+SET ROLE regress_set_manager;
+SELECT aura.set_context(100);
+SELECT * FROM aura.effective_settings(101) LIMIT 1;
+SELECT * FROM aura.rotate_encryption_key_batch(1);
+SELECT * FROM aura.encryption_key_status();
+SELECT aura._seal('x', 'y');
+RESET ROLE;
+SELECT aura.clear_context();
 
 -- every table is protected by row-level security; nothing for PUBLIC
 SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity FROM pg_class c

@@ -37,18 +37,20 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
+#include "nodes/execnodes.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "port/atomics.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/datum.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
@@ -299,7 +301,8 @@ typedef struct KeyCounters
 
 typedef struct KeysShared
 {
-	slock_t		mutex;			/* protects counters */
+	pg_atomic_uint64 verified;	/* successes: no lock on the hot path */
+	slock_t		mutex;			/* protects counters (failures) */
 	LWLock	   *rate_lock;		/* protects the rate hash */
 	KeyCounters counters;
 } KeysShared;
@@ -345,6 +348,7 @@ KeysShmemStartup(void)
 	if (!found)
 	{
 		memset(keys_shared, 0, sizeof(KeysShared));
+		pg_atomic_init_u64(&keys_shared->verified, 0);
 		SpinLockInit(&keys_shared->mutex);
 		keys_shared->rate_lock = &(GetNamedLWLockTranche("aura_api_keys"))->lock;
 	}
@@ -472,9 +476,15 @@ static void
 CountOutcome(Outcome outcome, int64 key_id, int64 restaurant_id)
 {
 	KeyCounters *c = keys_shared ? &keys_shared->counters : &local_counters;
-	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz now;
 	uint32		failures = 0;
 
+	if (outcome == OUTCOME_OK && keys_shared)
+	{
+		pg_atomic_fetch_add_u64(&keys_shared->verified, 1);
+		return;
+	}
+	now = GetCurrentTimestamp();
 	if (keys_shared)
 		SpinLockAcquire(&keys_shared->mutex);
 	if (outcome == OUTCOME_OK)
@@ -610,7 +620,7 @@ static SPIPlanPtr usage_plan = NULL;
  *		flush), never waited for.
  */
 static void
-FlushUsage(TimestampTz now)
+FlushUsage(void *arg)
 {
 	HASH_SEQ_STATUS seq;
 	UsageEntry *u;
@@ -691,7 +701,6 @@ FlushUsage(TimestampTz now)
 		AuraOwnerEnd(&st);
 	}
 	PG_END_TRY();
-	usage_flushed = now;
 }
 
 /*
@@ -727,7 +736,8 @@ NoteUsage(int64 key_id, int64 restaurant_id)
 	if (now - usage_flushed < USAGE_FLUSH_US || XactReadOnly || RecoveryInProgress() ||
 		IsInParallelMode())
 		return;
-	FlushUsage(now);
+	usage_flushed = now;
+	(void) AuraTryInSubxact(FlushUsage, &now);
 }
 
 /* ---------------------------------------------------------------------
@@ -905,7 +915,8 @@ VerifyKey(text *key, const char *scope, Datum client, bool have_client, Verified
 		d = slot_getattr(slot, keytab.att_cidrs, &isnull);
 		address_ok = isnull || AddressAllowed(DatumGetArrayTypeP(d), client, have_client);
 		d = slot_getattr(slot, keytab.att_scopes, &isnull);
-		out->scopes = datumCopy(d, false, -1);
+		/* detoasted copy: the row outlives this scan in the result */
+		out->scopes = PointerGetDatum(DatumGetArrayTypePCopy(d));
 		scope_ok = scope == NULL || ScopesAllow(DatumGetArrayTypeP(out->scopes), scope);
 		for (w = 0; w < 3; w++)
 		{
@@ -926,8 +937,9 @@ VerifyKey(text *key, const char *scope, Datum client, bool have_client, Verified
 	}
 	index_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);
-	index_close(idx, AccessShareLock);
-	table_close(rel, AccessShareLock);
+	/* keep the locks to the end of the transaction, as a query would */
+	index_close(idx, NoLock);
+	table_close(rel, NoLock);
 
 	matched &= wellformed;
 	if (!wellformed)
@@ -986,74 +998,85 @@ static TupleDesc verify_tupdesc = NULL;
 
 PG_FUNCTION_INFO_V1(aura_verify_api_key);
 
+/* fn_extra marker: the one row went out, the next call ends the set */
+static char verify_row_returned;
+
+/* the executor gave up on the set early (LIMIT, rescan): start afresh */
+static void
+VerifyShutdown(Datum arg)
+{
+	((FmgrInfo *) DatumGetPointer(arg))->fn_extra = NULL;
+}
+
 /*
  * aura.verify_api_key(key text, required_scope text, client_addr inet)
  *		RETURNS TABLE(key_id bigint, restaurant_id bigint, scopes text[])
- *		One row for a valid key; an error otherwise.
+ *		One row for a valid key; an error otherwise.  The value-per-call
+ *		protocol is done by hand (no multi-call memory context per call):
+ *		this function is on every request's path.
  */
 Datum
 aura_verify_api_key(PG_FUNCTION_ARGS)
 {
-	FuncCallContext *funcctx;
+	ReturnSetInfo *rsi = (ReturnSetInfo *) fcinfo->resultinfo;
+	Verified	v = {0, 0, (Datum) 0};
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
+	char	   *scope = NULL;
+	Datum		client = (Datum) 0;
+	bool		have_client;
 
-	if (SRF_IS_FIRSTCALL())
+	if (rsi == NULL || !IsA(rsi, ReturnSetInfo) || (rsi->allowedModes & SFRM_ValuePerCall) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("set-valued function called in context that cannot accept a set")));
+	rsi->returnMode = SFRM_ValuePerCall;
+	if (fcinfo->flinfo->fn_extra == &verify_row_returned)
 	{
-		MemoryContext old;
+		UnregisterExprContextCallback(rsi->econtext, VerifyShutdown, PointerGetDatum(fcinfo->flinfo));
+		fcinfo->flinfo->fn_extra = NULL;
+		rsi->isDone = ExprEndResult;
+		PG_RETURN_NULL();
+	}
+	if (verify_tupdesc == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 		TupleDesc	tupdesc;
-		Verified	v = {0, 0, (Datum) 0};
-		Datum		values[3];
-		bool		nulls[3] = {false, false, false};
-		char	   *scope = NULL;
-		Datum		client = (Datum) 0;
-		bool		have_client;
 
-		funcctx = SRF_FIRSTCALL_INIT();
-		if (verify_tupdesc == NULL)
-		{
-			old = MemoryContextSwitchTo(TopMemoryContext);
-			if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-				elog(ERROR, "return type must be a row type");
-			verify_tupdesc = BlessTupleDesc(CreateTupleDescCopy(tupdesc));
-			MemoryContextSwitchTo(old);
-		}
-		tupdesc = verify_tupdesc;
-		old = MemoryContextSwitchTo(funcctx->multi_call_memory_ctx);
-		if (!PG_ARGISNULL(1))
-		{
-			text	   *t = PG_GETARG_TEXT_PP(1);
-
-			if (VARSIZE_ANY_EXHDR(t) > SCOPE_MAX)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("invalid required scope"),
-						 errdetail("The scope has %d characters; at most %d are allowed.",
-								   (int) VARSIZE_ANY_EXHDR(t), SCOPE_MAX)));
-			scope = text_to_cstring(t);
-			CheckScopeArg(scope);
-		}
-		if (!PG_ARGISNULL(2))
-		{
-			client = PG_GETARG_DATUM(2);
-			have_client = true;
-		}
-		else
-			have_client = false;	/* the connection's, looked up if needed */
-		VerifyKey(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0), scope, client, have_client, &v);
-		values[0] = Int64GetDatum(v.key_id);
-		values[1] = Int64GetDatum(v.restaurant_id);
-		values[2] = v.scopes;
-		funcctx->user_fctx = heap_form_tuple(tupdesc, values, nulls);
+		if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+			elog(ERROR, "return type must be a row type");
+		verify_tupdesc = BlessTupleDesc(CreateTupleDescCopy(tupdesc));
 		MemoryContextSwitchTo(old);
 	}
-	funcctx = SRF_PERCALL_SETUP();
-	if (funcctx->user_fctx != NULL)
+	if (!PG_ARGISNULL(1))
 	{
-		HeapTuple	tuple = (HeapTuple) funcctx->user_fctx;
+		text	   *t = PG_GETARG_TEXT_PP(1);
 
-		funcctx->user_fctx = NULL;
-		SRF_RETURN_NEXT(funcctx, HeapTupleGetDatum(tuple));
+		if (VARSIZE_ANY_EXHDR(t) > SCOPE_MAX)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid required scope"),
+					 errdetail("The scope has %d characters; at most %d are allowed.",
+							   (int) VARSIZE_ANY_EXHDR(t), SCOPE_MAX)));
+		scope = text_to_cstring(t);
+		CheckScopeArg(scope);
 	}
-	SRF_RETURN_DONE(funcctx);
+	if (!PG_ARGISNULL(2))
+	{
+		client = PG_GETARG_DATUM(2);
+		have_client = true;
+	}
+	else
+		have_client = false;	/* the connection's, looked up if needed */
+	VerifyKey(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0), scope, client, have_client, &v);
+	values[0] = Int64GetDatum(v.key_id);
+	values[1] = Int64GetDatum(v.restaurant_id);
+	values[2] = v.scopes;
+
+	RegisterExprContextCallback(rsi->econtext, VerifyShutdown, PointerGetDatum(fcinfo->flinfo));
+	fcinfo->flinfo->fn_extra = &verify_row_returned;
+	rsi->isDone = ExprMultipleResult;
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(verify_tupdesc, values, nulls)));
 }
 
 PG_FUNCTION_INFO_V1(aura_api_key_generate);
@@ -1181,6 +1204,7 @@ aura_api_key_stats(PG_FUNCTION_ARGS)
 		SpinLockAcquire(&keys_shared->mutex);
 		c = keys_shared->counters;
 		SpinLockRelease(&keys_shared->mutex);
+		c.verified = pg_atomic_read_u64(&keys_shared->verified);
 	}
 	else
 		c = local_counters;

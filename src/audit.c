@@ -32,6 +32,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/syscache.h"
+#include "utils/resowner.h"
 #include "utils/timestamp.h"
 
 #include "aura.h"
@@ -188,54 +189,80 @@ AuraOwnerEnd(AuraOwnerState *state)
 	SetUserIdAndSecContext(state->saved_user, state->saved_sec);
 }
 
-/*
- * AuraAuditFlush
- *		Move the queue into aura.audit_log.  Does nothing where a write is
- *		impossible (read-only transaction, standby, parallel worker) or the
- *		table does not exist (extension being created or dropped).
- */
-void
-AuraAuditFlush(void)
+bool
+AuraTryInSubxact(void (*fn) (void *), void *arg)
 {
-	AuditQueue *q;
-	PendingEvent *batch;
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	volatile bool ok = true;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		fn(arg);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		ereport(DEBUG1,
+				(errmsg("aura: bookkeeping deferred: %s", edata->message)));
+		FreeErrorData(edata);
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/* put events back at the front of the queue (a flush that failed) */
+static void
+Requeue(PendingEvent *batch, int n)
+{
+	AuditQueue *q = Queue();
+	int			i;
+
+	QueueLock(q, LW_EXCLUSIVE);
+	for (i = n - 1; i >= 0; i--)
+	{
+		if (q->count == AUDIT_RING)
+		{
+			q->dropped++;
+			continue;
+		}
+		q->head = (q->head + AUDIT_RING - 1) % AUDIT_RING;
+		q->events[q->head] = batch[i];
+		q->count++;
+	}
+	QueueUnlock(q);
+}
+
+typedef struct FlushBatch
+{
+	PendingEvent *events;
 	int			n;
 	uint64		dropped;
-	Oid			nsp;
-	Oid			relid;
 	Oid			owner;
+} FlushBatch;
+
+/* the INSERTs of one flush, as the table owner */
+static void
+InsertBatch(void *arg)
+{
+	FlushBatch *b = (FlushBatch *) arg;
 	AuraOwnerState st;
 	int			i;
 
-	if (!AuraAuditPending() || !IsTransactionState() || XactReadOnly ||
-		RecoveryInProgress() || IsInParallelMode())
-		return;
-	nsp = get_namespace_oid("aura", true);
-	relid = OidIsValid(nsp) ? get_relname_relid("audit_log", nsp) : InvalidOid;
-	if (!OidIsValid(relid))
-		return;
-	{
-		HeapTuple	tp = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-
-		if (!HeapTupleIsValid(tp))
-			return;
-		owner = ((Form_pg_class) GETSTRUCT(tp))->relowner;
-		ReleaseSysCache(tp);
-	}
-
-	q = Queue();
-	batch = palloc(sizeof(PendingEvent) * AUDIT_RING);
-	QueueLock(q, LW_EXCLUSIVE);
-	n = q->count;
-	for (i = 0; i < n; i++)
-		batch[i] = q->events[(q->head + i) % AUDIT_RING];
-	dropped = q->dropped;
-	q->head = 0;
-	q->count = 0;
-	q->dropped = 0;
-	QueueUnlock(q);
-
-	AuraOwnerBegin(owner, &st);
+	AuraOwnerBegin(b->owner, &st);
 	PG_TRY();
 	{
 		Oid			types[5] = {INT8OID, TIMESTAMPTZOID, TEXTOID, TEXTOID, TEXTOID};
@@ -247,32 +274,31 @@ AuraAuditFlush(void)
 						   "VALUES ($1, $2, $3, $4, $5::jsonb)", 5, types);
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		for (i = 0; i <= n; i++)
+		for (i = 0; i <= b->n; i++)
 		{
 			Datum		values[5];
-			char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
 			char	   *role;
 
-			if (i == n)
+			if (i == b->n)
 			{
-				if (dropped == 0)
+				if (b->dropped == 0)
 					break;
 				values[0] = Int64GetDatum(0);
 				values[1] = TimestampTzGetDatum(GetCurrentTimestamp());
 				values[2] = CStringGetTextDatum("audit.events_dropped");
 				values[3] = CStringGetTextDatum("aura");
-				values[4] = CStringGetTextDatum(psprintf("{\"dropped\": " UINT64_FORMAT "}", dropped));
+				values[4] = CStringGetTextDatum(psprintf("{\"dropped\": " UINT64_FORMAT "}", b->dropped));
 			}
 			else
 			{
-				role = GetUserNameFromId(batch[i].roleid, true);
-				values[0] = Int64GetDatum(batch[i].restaurant_id);
-				values[1] = TimestampTzGetDatum(batch[i].at);
-				values[2] = CStringGetTextDatum(batch[i].event);
+				role = GetUserNameFromId(b->events[i].roleid, true);
+				values[0] = Int64GetDatum(b->events[i].restaurant_id);
+				values[1] = TimestampTzGetDatum(b->events[i].at);
+				values[2] = CStringGetTextDatum(b->events[i].event);
 				values[3] = CStringGetTextDatum(role ? role : "(dropped role)");
-				values[4] = CStringGetTextDatum(batch[i].details);
+				values[4] = CStringGetTextDatum(b->events[i].details);
 			}
-			if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_INSERT)
+			if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_INSERT)
 				elog(ERROR, "could not append to aura.audit_log");
 		}
 		SPI_finish();
@@ -282,7 +308,62 @@ AuraAuditFlush(void)
 		AuraOwnerEnd(&st);
 	}
 	PG_END_TRY();
-	pfree(batch);
+}
+
+/*
+ * AuraAuditFlush
+ *		Move the queue into aura.audit_log, in a subtransaction: a failure
+ *		puts the events back and never reaches the caller.  Does nothing
+ *		where a write is impossible (read-only transaction, standby, parallel
+ *		worker) or the table does not exist (extension being created or
+ *		dropped).
+ */
+void
+AuraAuditFlush(void)
+{
+	AuditQueue *q;
+	FlushBatch	b;
+	Oid			nsp;
+	Oid			relid;
+	HeapTuple	tp;
+	int			i;
+
+	if (!AuraAuditPending() || !IsTransactionState() || XactReadOnly ||
+		RecoveryInProgress() || IsInParallelMode())
+		return;
+	nsp = get_namespace_oid("aura", true);
+	relid = OidIsValid(nsp) ? get_relname_relid("audit_log", nsp) : InvalidOid;
+	if (!OidIsValid(relid))
+		return;
+	tp = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tp))
+		return;
+	b.owner = ((Form_pg_class) GETSTRUCT(tp))->relowner;
+	ReleaseSysCache(tp);
+
+	q = Queue();
+	b.events = palloc(sizeof(PendingEvent) * AUDIT_RING);
+	QueueLock(q, LW_EXCLUSIVE);
+	b.n = q->count;
+	for (i = 0; i < b.n; i++)
+		b.events[i] = q->events[(q->head + i) % AUDIT_RING];
+	b.dropped = q->dropped;
+	q->head = 0;
+	q->count = 0;
+	q->dropped = 0;
+	QueueUnlock(q);
+
+	if (!AuraTryInSubxact(InsertBatch, &b))
+	{
+		Requeue(b.events, b.n);
+		if (b.dropped > 0)
+		{
+			QueueLock(q, LW_EXCLUSIVE);
+			q->dropped += b.dropped;
+			QueueUnlock(q);
+		}
+	}
+	pfree(b.events);
 }
 
 PG_FUNCTION_INFO_V1(aura_audit_later);

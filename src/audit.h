@@ -21,6 +21,14 @@ extern void AuraAuditLater(const char *event, int64 restaurant_id,
 /* append queued events to aura.audit_log now, if this transaction may write */
 extern void AuraAuditFlush(void);
 
+/*
+ * Run fn(arg) in an internal subtransaction: aura's bookkeeping (usage
+ * counts, queued audit events) must never turn a caller's successful call
+ * into an error (e.g. a serialization failure under REPEATABLE READ).
+ * Returns false, with the error logged at DEBUG1 and discarded, if fn failed.
+ */
+extern bool AuraTryInSubxact(void (*fn) (void *), void *arg);
+
 /* cheap test: are events waiting? */
 extern bool AuraAuditPending(void);
 

@@ -48,6 +48,7 @@ _PG_init(void)
 	AuditInit();
 	LedgerInit();
 	NotifyInit();
+	FlagsInit();
 
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("aura");

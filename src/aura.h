@@ -38,5 +38,6 @@ extern void ApiKeysInit(void);
 extern void AuditInit(void);
 extern void LedgerInit(void);
 extern void NotifyInit(void);
+extern void FlagsInit(void);
 
 #endif							/* AURA_H */

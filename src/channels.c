@@ -32,6 +32,10 @@
 static CURLM *multi = NULL;
 static bool curl_ready = false;
 
+/* allow-list decision of the last URL seen (valid during one batch) */
+static const char *last_allowed_url = NULL;
+static bool last_allowed = false;
+
 static int64
 NowMicros(void)
 {
@@ -193,7 +197,13 @@ SetupEasy(AuraRequest *r)
 		return false;
 	}
 	r->easy = e;
-	r->host_allowed = HostAllowed(r->url);
+	/* most of a batch goes to few hosts: parse an allow decision once per URL */
+	if (last_allowed_url == NULL || strcmp(last_allowed_url, r->url) != 0)
+	{
+		last_allowed = HostAllowed(r->url);
+		last_allowed_url = r->url;
+	}
+	r->host_allowed = last_allowed;
 	curl_easy_setopt(e, CURLOPT_URL, r->url);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, r);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -369,6 +379,7 @@ AuraSendRequests(AuraRequest *reqs, int n, volatile sig_atomic_t *stop)
 		if (multi == NULL)
 			elog(ERROR, "could not create a curl multi handle");
 	}
+	last_allowed_url = NULL;
 	curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long) aura_max_concurrency);
 	curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long) aura_max_concurrency);
 

@@ -208,8 +208,8 @@ NotifyInit(void)
 							   &retry_schedule, "5,300,1800,7200,18000,36000,36000",
 							   PGC_SIGHUP, 0, CheckRetrySchedule, NULL, NULL);
 	DefineCustomIntVariable("aura.webhook_disable_after",
-							"Consecutive failures after which a webhook is disabled.",
-							NULL, &webhook_disable_after, 20, 1, 1000000,
+							"Dead-lettered messages in a row after which a webhook is disabled.",
+							"Retries that are still pending do not count; a success resets the streak.", &webhook_disable_after, 20, 1, 1000000,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("aura.notification_retention_days",
 							"Days delivered and dead messages and the delivery log are kept.",

@@ -550,6 +550,7 @@ AuraWorkerMain(Datum arg)
 		AuraRequest *reqs;
 		int			n;
 		bool		full;
+		TimestampTz t0;
 
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
@@ -568,17 +569,25 @@ AuraWorkerMain(Datum arg)
 		aura_worker_shared->loops++;
 		SpinLockRelease(&aura_worker_shared->mutex);
 
+		t0 = GetCurrentTimestamp();
 		reqs = ClaimBatch(&n);
 		full = n >= aura_batch_size;
 		if (n > 0)
 		{
+			TimestampTz t1 = GetCurrentTimestamp(),
+						t2;
+
 			SpinLockAcquire(&aura_worker_shared->mutex);
 			aura_worker_shared->in_flight = n;
 			SpinLockRelease(&aura_worker_shared->mutex);
 			pgstat_report_activity(STATE_RUNNING, "aura dispatcher: sending");
 			AuraSendRequests(reqs, n, &got_sigterm);
+			t2 = GetCurrentTimestamp();
 			WipeBatch(reqs, n);
 			RecordBatch(reqs, n);
+			elog(DEBUG1, "aura dispatcher: batch of %d: claim %ld ms, send %ld ms, record %ld ms", n,
+				 (long) ((t1 - t0) / 1000), (long) ((t2 - t1) / 1000),
+				 (long) ((GetCurrentTimestamp() - t2) / 1000));
 			SpinLockAcquire(&aura_worker_shared->mutex);
 			aura_worker_shared->in_flight = 0;
 			SpinLockRelease(&aura_worker_shared->mutex);

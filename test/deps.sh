@@ -3,7 +3,7 @@
 # Quiet and quick when everything is present already.
 set -euo pipefail
 pkgs="postgresql-15 postgresql-server-dev-15 postgresql-contrib libcurl4-openssl-dev
-      libssl-dev libipc-run-perl python3 python3-aiosmtpd make gcc"
+      libssl-dev libipc-run-perl python3 python3-aiosmtpd make gcc openssl"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"

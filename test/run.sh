@@ -22,7 +22,7 @@ if [ "$(id -u)" = 0 ]; then
     chmod 755 "$work"
     runuser -u postgres -- env -i HOME="$work" PATH=/usr/local/bin:/usr/bin:/bin \
         LANG=C.UTF-8 TERM="${TERM:-dumb}" KEEP="${KEEP:-}" QUICK="${QUICK:-}" \
-        PROVE_TESTS="${PROVE_TESTS:-}" TESTS="${TESTS:-}" \
+        PROVE_TESTS="${PROVE_TESTS:-}" TESTS="${TESTS:-}" ISO="${ISO:-}" \
         bash "$work/test/run.sh" "$mode"
     rc=$?
     # keep what a developer needs to see: results and logs of the run

@@ -42,7 +42,8 @@ CREATE TABLE aura.setting_groups (
     name        text PRIMARY KEY CHECK (name ~ '^[a-z][a-z0-9_]{0,62}$'),
     label       text NOT NULL CHECK (length(label) BETWEEN 1 AND 200),
     description text,
-    sort        int NOT NULL DEFAULT 100
+    sort        int NOT NULL DEFAULT 100,
+    builtin     boolean NOT NULL DEFAULT false
 );
 COMMENT ON TABLE aura.setting_groups IS 'Logical groups of setting definitions, with their display order.';
 
@@ -77,6 +78,7 @@ CREATE TABLE aura.setting_definitions (
     deprecation_message text,
     introduced_version  text NOT NULL DEFAULT '0.2',
     deprecated_version  text,
+    builtin             boolean NOT NULL DEFAULT false,
     CHECK (type <> 'enum' OR coalesce(cardinality(allowed_values), 0) > 0),
     CHECK (type <> 'secret' OR sensitive),
     CHECK (min_value IS NULL OR max_value IS NULL OR min_value <= max_value),
@@ -194,8 +196,9 @@ CREATE TRIGGER system_settings_invalidate AFTER INSERT OR UPDATE OR DELETE OR TR
 CREATE TRIGGER setting_values_invalidate AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
     ON aura.setting_values FOR EACH STATEMENT EXECUTE FUNCTION aura._settings_invalidate();
 
-SELECT pg_catalog.pg_extension_config_dump('aura.setting_groups', '');
-SELECT pg_catalog.pg_extension_config_dump('aura.setting_definitions', '');
+-- shipped rows (builtin) come with CREATE EXTENSION; pg_dump keeps the others
+SELECT pg_catalog.pg_extension_config_dump('aura.setting_groups', 'WHERE NOT builtin');
+SELECT pg_catalog.pg_extension_config_dump('aura.setting_definitions', 'WHERE NOT builtin');
 SELECT pg_catalog.pg_extension_config_dump('aura.system_settings', '');
 SELECT pg_catalog.pg_extension_config_dump('aura.setting_values', '');
 SELECT pg_catalog.pg_extension_config_dump('aura.system_setting_history', '');
@@ -442,6 +445,10 @@ BEGIN
         canonical := NULL;
     END IF;
 
+    -- writers of one setting at one scope queue here, so a first write racing
+    -- another sees its row and history records create, then update
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('aura.setting'),
+        pg_catalog.hashtext(concat_ws('/', p_restaurant, p_scope, p_scope_id, p_key)));
     IF p_scope = 'system' THEN
         SELECT v.value, v.fingerprint, true INTO old_value, old_fp, had_row
           FROM aura.system_settings v WHERE v.key = p_key FOR UPDATE;
@@ -530,11 +537,15 @@ CREATE FUNCTION aura.set_setting(key text, value jsonb, scope text DEFAULT 'syst
     AS $$
 DECLARE
     t record;
+    result jsonb;
 BEGIN
     PERFORM aura._require_key(set_setting.key);
     t := aura._setting_target(set_setting.scope, set_setting.scope_id);
-    RETURN aura._put_setting(t.restaurant_id, t.scope, t.scope_id, set_setting.key, set_setting.value,
-                             set_setting.reason, 'direct');
+    result := aura._put_setting(t.restaurant_id, t.scope, t.scope_id, set_setting.key, set_setting.value,
+                                set_setting.reason, 'direct');
+    -- depends_on / conflicts_with (aura._check_relations, 11_settings_templates.sql)
+    PERFORM aura._check_relations(t.restaurant_id, t.scope, t.scope_id, ARRAY[set_setting.key]);
+    RETURN result;
 END
 $$;
 COMMENT ON FUNCTION aura.set_setting(text, jsonb, text, bigint, text) IS 'Validates and stores a setting value at a scope (system, restaurant, location, user); returns it canonically (secrets ********).';
@@ -582,6 +593,7 @@ BEGIN
                                    bulk_set_settings.reason, 'bulk');
         RETURN NEXT;
     END LOOP;
+    PERFORM aura._check_relations(t.restaurant_id, t.scope, t.scope_id, ARRAY(SELECT jsonb_object_keys(settings)));
 END
 $$;
 COMMENT ON FUNCTION aura.bulk_set_settings(jsonb, text, bigint, text) IS 'Sets many settings at one scope, all or nothing.';
@@ -642,6 +654,18 @@ CREATE FUNCTION aura.unlock_setting(key text, scope text DEFAULT 'system', scope
 COMMENT ON FUNCTION aura.unlock_setting(text, text, bigint, text) IS 'Removes a lock set by aura.lock_setting.';
 
 -- History query ---------------------------------------------------------------
+-- _check_scope_name: NULL or a scope name, else 22023
+CREATE FUNCTION aura._check_scope_name(p_scope text) RETURNS boolean
+    LANGUAGE plpgsql IMMUTABLE
+    AS $$
+BEGIN
+    IF p_scope IS NOT NULL AND lower(p_scope) NOT IN ('system', 'restaurant', 'location', 'user') THEN
+        RAISE EXCEPTION 'unknown scope "%"', left(p_scope, 100)
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Scopes are system, restaurant, location and user.';
+    END IF;
+    RETURN true;
+END
+$$;
 CREATE FUNCTION aura.setting_history(key text DEFAULT NULL, scope text DEFAULT NULL, scope_id bigint DEFAULT NULL,
                                      since timestamptz DEFAULT NULL)
     RETURNS TABLE (id bigint, restaurant_id bigint, key text, scope text, scope_id bigint, action text,
@@ -650,7 +674,7 @@ CREATE FUNCTION aura.setting_history(key text DEFAULT NULL, scope text DEFAULT N
     LANGUAGE sql STABLE
     SET search_path = pg_catalog, aura, pg_temp
     AS $$
-    SELECT * FROM (
+    SELECT x.* FROM (
         SELECT h.id, NULL::bigint AS restaurant_id, h.key, h.scope, h.scope_id, h.action, h.source, h.old_value, h.new_value,
                h.changed_by, h.app_user_id, h.changed_at, h.reason
           FROM aura.system_setting_history h
@@ -661,7 +685,8 @@ CREATE FUNCTION aura.setting_history(key text DEFAULT NULL, scope text DEFAULT N
           FROM aura.setting_history h
          WHERE coalesce(setting_history.scope, h.scope) = h.scope
            AND (setting_history.scope_id IS NULL OR h.scope_id = setting_history.scope_id)) x
-     WHERE (setting_history.key IS NULL OR x.key = setting_history.key)
+     WHERE aura._check_scope_name(setting_history.scope)    -- evaluated once, before any row
+       AND (setting_history.key IS NULL OR x.key = setting_history.key)
        AND (setting_history.since IS NULL OR x.changed_at >= setting_history.since)
      ORDER BY x.changed_at, x.restaurant_id NULLS FIRST, x.id
 $$;
@@ -702,7 +727,7 @@ GRANT EXECUTE ON FUNCTION
 GRANT EXECUTE ON FUNCTION
     aura.lock_setting(text, text, bigint, text), aura.unlock_setting(text, text, bigint, text),
     aura._set_lock(text, text, bigint, boolean, text),
-    aura.setting_history(text, text, bigint, timestamptz)
+    aura.setting_history(text, text, bigint, timestamptz), aura._check_scope_name(text)
     TO aura_manager;
 GRANT EXECUTE ON FUNCTION aura.encryption_key_status() TO aura_admin;
 
@@ -850,11 +875,172 @@ INSERT INTO aura.setting_definitions
 
 UPDATE aura.setting_definitions SET help_text = 'Months count as 30 days for the minimum and maximum (seconds).'
  WHERE type = 'duration';
+UPDATE aura.setting_definitions SET builtin = true;
+UPDATE aura.setting_groups SET builtin = true;
+
+-- Key rotation -----------------------------------------------------------------
+CREATE FUNCTION aura._current_key_id() RETURNS text
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'aura_current_key_id';
+
+-- rotate_encryption_key_batch: re-seal up to batch values sealed with an
+-- older key under the current key; returns progress.  Rows locked by a
+-- concurrent writer are skipped and picked up by a later batch.
+CREATE FUNCTION aura.rotate_encryption_key_batch(batch int DEFAULT 1000,
+                                                 OUT reencrypted int, OUT remaining bigint, OUT current_key_id text)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, aura, pg_temp
+    AS $$
+DECLARE
+    r record;
+    plain text;
+    fp text;
+BEGIN
+    IF NOT aura._caller_has('aura_admin') THEN
+        RAISE EXCEPTION 'only aura_admin may rotate the encryption key' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF batch IS NULL OR batch < 1 OR batch > 100000 THEN
+        RAISE EXCEPTION 'batch must be between 1 and 100000' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('batch: %s', coalesce(batch::text, 'NULL'));
+    END IF;
+    current_key_id := aura._current_key_id();
+    reencrypted := 0;
+    FOR r IN SELECT s.key, s.secret, s.fingerprint FROM aura.system_settings s
+              WHERE s.key_id IS DISTINCT FROM current_key_id AND s.secret IS NOT NULL
+              ORDER BY s.key LIMIT batch FOR UPDATE SKIP LOCKED LOOP
+        plain := aura._unseal(r.secret, r.key);
+        fp := aura._fingerprint(plain);
+        UPDATE aura.system_settings s SET secret = aura._seal(plain, r.key), key_id = current_key_id,
+               fingerprint = fp, updated_at = now(), updated_by = aura._caller_name()
+         WHERE s.key = r.key;
+        plain := NULL;
+        PERFORM aura._log_setting(NULL, 'system', NULL, r.key, 'reencrypt', 'rotation',
+                                  jsonb_build_object('fingerprint', r.fingerprint), jsonb_build_object('fingerprint', fp),
+                                  'key rotation to ' || current_key_id);
+        reencrypted := reencrypted + 1;
+    END LOOP;
+    IF reencrypted < batch THEN
+    FOR r IN SELECT v.restaurant_id, v.scope, v.scope_id, v.key, v.secret, v.fingerprint FROM aura.setting_values v
+              WHERE v.key_id IS DISTINCT FROM current_key_id AND v.secret IS NOT NULL
+              ORDER BY v.restaurant_id, v.scope, v.scope_id, v.key
+              LIMIT batch - reencrypted FOR UPDATE SKIP LOCKED LOOP
+        plain := aura._unseal(r.secret, r.key);
+        fp := aura._fingerprint(plain);
+        UPDATE aura.setting_values v SET secret = aura._seal(plain, r.key), key_id = current_key_id,
+               fingerprint = fp, updated_at = now(), updated_by = aura._caller_name()
+         WHERE v.restaurant_id = r.restaurant_id AND v.scope = r.scope AND v.scope_id = r.scope_id AND v.key = r.key;
+        plain := NULL;
+        PERFORM aura._log_setting(r.restaurant_id, r.scope, r.scope_id, r.key, 'reencrypt', 'rotation',
+                                  jsonb_build_object('fingerprint', r.fingerprint), jsonb_build_object('fingerprint', fp),
+                                  'key rotation to ' || current_key_id);
+        reencrypted := reencrypted + 1;
+    END LOOP;
+    END IF;
+    SELECT (SELECT count(*) FROM aura.system_settings s WHERE s.secret IS NOT NULL AND s.key_id IS DISTINCT FROM current_key_id)
+         + (SELECT count(*) FROM aura.setting_values v WHERE v.secret IS NOT NULL AND v.key_id IS DISTINCT FROM current_key_id)
+      INTO remaining;
+END
+$$;
+COMMENT ON FUNCTION aura.rotate_encryption_key_batch(int) IS 'One batch of key rotation: re-seals up to batch secret values with the current key; returns how many, how many remain and the current key id.';
+
+-- rotate_encryption_key: batches, each committed, with progress notices.
+-- Interrupt it any time; calling it again resumes with what is left.
+CREATE PROCEDURE aura.rotate_encryption_key(batch int DEFAULT 1000)
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    r record;
+    total bigint := 0;
+BEGIN
+    LOOP
+        r := aura.rotate_encryption_key_batch(batch);
+        total := total + r.reencrypted;
+        RAISE NOTICE 're-encrypted % value(s) with key %, % remaining', total, r.current_key_id, r.remaining;
+        COMMIT;
+        EXIT WHEN r.remaining = 0 OR r.reencrypted = 0;
+    END LOOP;
+    IF r.remaining > 0 THEN
+        RAISE WARNING '% value(s) could not be re-encrypted now (locked by other transactions)', r.remaining
+            USING HINT = 'Call aura.rotate_encryption_key() again.';
+    END IF;
+END
+$$;
+COMMENT ON PROCEDURE aura.rotate_encryption_key(int) IS 'Online key rotation: re-seals every secret value with the current key in committed batches; interruptible and resumable.';
+
+CREATE VIEW aura.encryption_key_usage AS
+    SELECT key_id, count(*) AS secret_values
+      FROM (SELECT key_id FROM aura.system_settings WHERE key_id IS NOT NULL
+            UNION ALL SELECT key_id FROM aura.setting_values WHERE key_id IS NOT NULL) k
+     GROUP BY key_id;
+COMMENT ON VIEW aura.encryption_key_usage IS 'How many secret values each key id seals (rotation progress).';
+
+GRANT EXECUTE ON FUNCTION aura.rotate_encryption_key_batch(int) TO aura_admin;
+REVOKE ALL ON PROCEDURE aura.rotate_encryption_key(int) FROM PUBLIC;   -- 99_privileges covers functions only
+GRANT EXECUTE ON PROCEDURE aura.rotate_encryption_key(int) TO aura_admin;
+GRANT SELECT ON aura.encryption_key_usage TO aura_admin;
+
+-- deployment_check items ------------------------------------------------------
+CREATE FUNCTION aura._check_encryption_key(OUT ok boolean, OUT detail text)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, aura, pg_temp
+    AS $$
+DECLARE
+    st record;
+    total bigint;
+    stale bigint;
+BEGIN
+    st := aura.encryption_key_status();
+    SELECT coalesce(sum(secret_values), 0),
+           coalesce(sum(secret_values) FILTER (WHERE key_id IS DISTINCT FROM st.current_key_id), 0)
+      INTO total, stale FROM aura.encryption_key_usage;
+    IF NOT st.configured THEN
+        ok := false;
+        detail := format('no master key loaded (%s): set aura.encryption_key_file or aura.encryption_key_command '
+                         'and reload; %s secret value(s) cannot be read', st.error, total);
+        RETURN;
+    END IF;
+    ok := true;
+    detail := format('key %s loaded from %s (%s key(s)); %s secret value(s)', st.current_key_id, st.source,
+                     st.key_count, total);
+    IF stale > 0 THEN
+        detail := detail || format(', %s sealed with older keys: CALL aura.rotate_encryption_key()', stale);
+    END IF;
+END
+$$;
+UPDATE aura.deployment_items SET check_fn = 'aura._check_encryption_key' WHERE name = 'encryption_key';
+
+CREATE FUNCTION aura._check_settings_imported(OUT ok boolean, OUT detail text)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, aura, pg_temp
+    AS $$
+DECLARE
+    defs bigint;
+    sys bigint;
+    configured bigint;
+    restaurants bigint;
+BEGIN
+    SELECT count(*) INTO defs FROM aura.setting_definitions;
+    SELECT count(*) INTO sys FROM aura.system_settings;
+    SELECT count(DISTINCT restaurant_id) INTO configured FROM aura.setting_values;
+    SELECT count(*) INTO restaurants FROM aura.restaurants;
+    ok := defs > 0 AND (sys > 0 OR configured > 0);
+    detail := format('%s definitions; %s system value(s); %s of %s restaurant(s) with own values', defs, sys,
+                     configured, restaurants);
+    IF NOT ok THEN
+        detail := detail || ': apply a preset (aura.apply_template) or import settings (aura.import_settings)';
+    END IF;
+END
+$$;
+UPDATE aura.deployment_items SET check_fn = 'aura._check_settings_imported' WHERE name = 'settings_imported';
+GRANT EXECUTE ON FUNCTION aura._check_encryption_key(), aura._check_settings_imported() TO aura_manager;
 
 -- Declared privileges (checked against the catalog by aura.privilege_mismatches)
 INSERT INTO aura.privilege_matrix (object, kind, role, privileges) VALUES
     ('aura._caller_has(text)', 'function', '-', ''),
     ('aura._caller_name()', 'function', '-', ''),
+    ('aura._check_encryption_key()', 'function', 'aura_manager', 'EXECUTE'),
+    ('aura._check_settings_imported()', 'function', 'aura_manager', 'EXECUTE'),
+    ('aura._current_key_id()', 'function', '-', ''),
     ('aura._delete_setting(bigint, text, bigint, text, text, text)', 'function', '-', ''),
     ('aura._fingerprint(text)', 'function', '-', ''),
     ('aura._history_value(jsonb, text)', 'function', '-', ''),
@@ -878,6 +1064,7 @@ INSERT INTO aura.privilege_matrix (object, kind, role, privileges) VALUES
     ('aura.effective_settings(bigint, bigint, bigint)', 'function', 'aura_reporting', 'EXECUTE'),
     ('aura.effective_settings(bigint, bigint, bigint)', 'function', 'aura_staff', 'EXECUTE'),
     ('aura.encryption_key_status()', 'function', 'aura_admin', 'EXECUTE'),
+    ('aura.encryption_key_usage', 'view', 'aura_admin', 'SELECT'),
     ('aura.get_setting(text, bigint, bigint, bigint)', 'function', 'aura_reporting', 'EXECUTE'),
     ('aura.get_setting(text, bigint, bigint, bigint)', 'function', 'aura_staff', 'EXECUTE'),
     ('aura.get_setting_bool(text, bigint, bigint, bigint)', 'function', 'aura_reporting', 'EXECUTE'),
@@ -893,6 +1080,7 @@ INSERT INTO aura.privilege_matrix (object, kind, role, privileges) VALUES
     ('aura.lock_setting(text, text, bigint, text)', 'function', 'aura_manager', 'EXECUTE'),
     ('aura.reset_setting(text, text, bigint, text)', 'function', 'aura_staff', 'EXECUTE'),
     ('aura.reveal_secret(text, text, bigint)', 'function', 'aura_admin', 'EXECUTE'),
+    ('aura.rotate_encryption_key_batch(integer)', 'function', 'aura_admin', 'EXECUTE'),
     ('aura.set_setting(text, jsonb, text, bigint, text)', 'function', 'aura_staff', 'EXECUTE'),
     ('aura.setting_definitions', 'table', 'aura_admin', 'DELETE,INSERT,UPDATE'),
     ('aura.setting_definitions', 'table', 'aura_reporting', 'SELECT'),
@@ -908,3 +1096,9 @@ INSERT INTO aura.privilege_matrix (object, kind, role, privileges) VALUES
     ('aura.system_setting_history_id_seq', 'sequence', '-', ''),
     ('aura.system_settings', 'table', '-', ''),
     ('aura.unlock_setting(text, text, bigint, text)', 'function', 'aura_manager', 'EXECUTE');
+INSERT INTO aura.privilege_matrix (object, kind, role, privileges) VALUES
+    ('aura.rotate_encryption_key(integer)', 'function', 'aura_admin', 'EXECUTE');
+
+-- Declared privileges (checked against the catalog by aura.privilege_mismatches)
+INSERT INTO aura.privilege_matrix (object, kind, role, privileges) VALUES
+    ('aura._check_scope_name(text)', 'function', 'aura_manager', 'EXECUTE');

@@ -1099,7 +1099,7 @@ BEGIN
     SELECT p_restaurant AS restaurant_id, p_id AS id, p_msg_id AS msg_id, p_event_type AS event_type,
            p_channel_id AS channel_id, p_recipient AS recipient, p_payload AS payload INTO n;
     o.restaurant_id := p_restaurant; o.id := p_id; o.attempt := p_attempts;
-    o.timeout_ms := current_setting('aura.http_timeout')::int;
+    o.timeout_ms := NULL;      -- the dispatcher's aura.http_timeout
     SELECT * INTO ch FROM aura.notification_channels c WHERE c.restaurant_id = n.restaurant_id AND c.id = n.channel_id;
     IF ch.id IS NULL THEN
         o.kind := 'error'; o.error := format('channel %s does not exist', n.channel_id); RETURN o;
@@ -1177,10 +1177,14 @@ DECLARE
     ts bigint := extract(epoch FROM now())::bigint;
 BEGIN
     -- expired leases: the worker died mid-send; the attempt counts, the message goes again
-    UPDATE aura.notifications n
-       SET status = CASE WHEN n.attempts >= n.max_attempts THEN 'dead' ELSE 'failed' END,
-           lease_until = NULL, last_error = 'lease expired (dispatcher stopped while sending)'
-     WHERE n.status = 'sending' AND n.lease_until < now();
+    WITH expired AS (
+        UPDATE aura.notifications n
+           SET status = CASE WHEN n.attempts >= n.max_attempts THEN 'dead' ELSE 'failed' END,
+               lease_until = NULL, last_error = 'lease expired (dispatcher stopped while sending)'
+         WHERE n.status = 'sending' AND n.lease_until < now()
+        RETURNING n.*)
+    INSERT INTO aura.delivery_log (restaurant_id, notification_id, msg_id, attempt, outcome, error)
+    SELECT e.restaurant_id, e.id, e.msg_id, e.attempts, e.status, e.last_error FROM expired e;
 
     RETURN QUERY
     WITH c AS (
@@ -1194,26 +1198,28 @@ BEGIN
            SET status = 'sending', attempts = n.attempts + 1,
                lease_until = now() + make_interval(secs => lease_seconds)
           FROM c WHERE n.restaurant_id = c.restaurant_id AND n.id = c.id
-        RETURNING n.*),
+        RETURNING n.restaurant_id, n.id, n.attempts, n.msg_id, n.event_type, n.channel, n.webhook_id,
+                  n.channel_id, n.recipient, n.payload),
     w AS MATERIALIZED (
-        SELECT wh.restaurant_id, wh.id, wh.url, wh.headers, wh.timeout_ms, wh.active, wh.disabled_reason,
+        SELECT wh.restaurant_id, wh.id, wh.url, wh.timeout_ms, wh.active, wh.disabled_reason,
                aura._decrypt_secret(wh.secret) AS s1,
-               CASE WHEN wh.previous_secret_until > now() THEN aura._decrypt_secret(wh.previous_secret) END AS s2
+               CASE WHEN wh.previous_secret_until > now() THEN aura._decrypt_secret(wh.previous_secret) END AS s2,
+               ARRAY['Content-Type: application/json', 'User-Agent: aura/' || aura.version()] AS fixed,
+               ARRAY(SELECT k || ': ' || v FROM jsonb_each_text(wh.headers) e(k, v)) AS extra
           FROM aura.webhooks wh
          WHERE (wh.restaurant_id, wh.id) IN (SELECT u.restaurant_id, u.webhook_id FROM u WHERE u.webhook_id IS NOT NULL))
     SELECT u.restaurant_id, u.id, u.attempts,
            CASE WHEN w.id IS NULL THEN 'error' WHEN NOT w.active THEN 'error' WHEN w.s1 IS NULL THEN 'error' ELSE 'http' END,
            w.url,
-           ARRAY['Content-Type: application/json', 'User-Agent: aura/' || aura.version(),
-                 'webhook-id: ' || u.msg_id, 'webhook-timestamp: ' || ts,
-                 'webhook-signature: ' || aura.webhook_sign(w.s1, u.msg_id, ts, u.payload::text)
-                     || coalesce(' ' || aura.webhook_sign(w.s2, u.msg_id, ts, u.payload::text), '')]
-             || ARRAY(SELECT k || ': ' || v FROM jsonb_each_text(w.headers) e(k, v)),
-           u.payload::text, NULL::text, NULL::text, NULL::text, NULL::text[], NULL::text, w.timeout_ms,
+           w.fixed || ARRAY['webhook-id: ' || u.msg_id, 'webhook-timestamp: ' || ts,
+                 'webhook-signature: ' || aura.webhook_sign(w.s1, u.msg_id, ts, b.body)
+                     || coalesce(' ' || aura.webhook_sign(w.s2, u.msg_id, ts, b.body), '')] || w.extra,
+           b.body, NULL::text, NULL::text, NULL::text, NULL::text[], NULL::text, w.timeout_ms,
            CASE WHEN w.id IS NULL THEN 'webhook ' || u.webhook_id || ' does not exist'
                 WHEN NOT w.active THEN 'webhook disabled: ' || coalesce(w.disabled_reason, 'by its owner')
                 WHEN w.s1 IS NULL THEN 'cannot decrypt the webhook secret (aura.notify_secret_key missing or changed)' END
       FROM u LEFT JOIN w ON w.restaurant_id = u.restaurant_id AND w.id = u.webhook_id
+           CROSS JOIN LATERAL (SELECT u.payload::text AS body) b
      WHERE u.channel = 'webhook' AND u.webhook_id IS NOT NULL
     UNION ALL
     SELECT r.*
@@ -1242,11 +1248,7 @@ CREATE FUNCTION aura._record(rids bigint[], ids bigint[], outcomes text[], codes
 DECLARE
     disable_after int := current_setting('aura.webhook_disable_after')::int;
 BEGIN
-    CREATE TEMP TABLE IF NOT EXISTS pg_temp.outcome (restaurant_id bigint, id bigint, outcome text, code int,
-                                                     error text, latency int) ON COMMIT DELETE ROWS;
-    INSERT INTO pg_temp.outcome
-    SELECT * FROM unnest(rids, ids, outcomes, codes, errors, latencies);
-
+    -- one statement: the outbox rows, the log, and the endpoints' health
     WITH upd AS (
         UPDATE aura.notifications n
            SET status = CASE WHEN o.outcome = 'delivered' THEN 'delivered'
@@ -1261,52 +1263,57 @@ BEGIN
                last_error = CASE WHEN o.outcome IN ('delivered', 'released') THEN n.last_error ELSE left(o.error, 1000) END,
                response_code = coalesce(o.code, n.response_code),
                latency_ms = coalesce(o.latency, n.latency_ms)
-          FROM pg_temp.outcome o
+          FROM unnest(rids, ids, outcomes, codes, errors, latencies) o(restaurant_id, id, outcome, code, error, latency)
          WHERE n.restaurant_id = o.restaurant_id AND n.id = o.id AND n.status = 'sending'
-        RETURNING n.*)
+        RETURNING n.restaurant_id, n.id, n.msg_id, n.attempts, n.status, n.response_code, n.latency_ms,
+                  n.last_error, n.webhook_id, n.channel_id, n.event_type, o.outcome),
+    -- endpoint health: a success resets the streak; a 410, or N messages in a row
+    -- dead-lettered (retries exhausted), disable the webhook.  Failed attempts
+    -- that will be retried do not count: an outage shorter than the retry
+    -- schedule never disables an endpoint.
+    wh AS (
+        UPDATE aura.webhooks w
+           SET last_success_at = CASE WHEN s.ok > 0 THEN now() ELSE w.last_success_at END,
+               last_failure_at = CASE WHEN s.bad > 0 THEN now() ELSE w.last_failure_at END,
+               failure_count = CASE WHEN s.last_ok THEN 0 ELSE w.failure_count + s.died END,
+               verified_at = CASE WHEN s.ping_ok THEN now() ELSE w.verified_at END,
+               active = w.active AND NOT s.gone AND (s.last_ok OR w.failure_count + s.died < disable_after),
+               disabled_reason = CASE WHEN s.gone THEN 'the endpoint answered 410 Gone'
+                                      WHEN NOT s.last_ok AND w.active AND w.failure_count + s.died >= disable_after
+                                      THEN format('%s consecutive messages dead-lettered', w.failure_count + s.died)
+                                      ELSE w.disabled_reason END
+          FROM (SELECT u.restaurant_id, u.webhook_id,
+                       count(*) FILTER (WHERE u.outcome = 'delivered') ok,
+                       count(*) FILTER (WHERE u.outcome IN ('failed', 'gone', 'permanent')) bad,
+                       count(*) FILTER (WHERE u.outcome <> 'delivered' AND u.status = 'dead') died,
+                       bool_or(u.outcome = 'gone') gone,
+                       bool_or(u.outcome = 'delivered' AND u.event_type = 'webhook.test') ping_ok,
+                       (array_agg(u.outcome = 'delivered' ORDER BY u.id DESC))[1] last_ok
+                  FROM upd u
+                 WHERE u.webhook_id IS NOT NULL AND u.outcome <> 'released'
+                 GROUP BY 1, 2) s
+         WHERE w.restaurant_id = s.restaurant_id AND w.id = s.webhook_id),
+    ch AS (
+        UPDATE aura.notification_channels c
+           SET last_success_at = CASE WHEN s.ok > 0 THEN now() ELSE c.last_success_at END,
+               last_failure_at = CASE WHEN s.bad > 0 THEN now() ELSE c.last_failure_at END,
+               failure_count = CASE WHEN s.ok > 0 THEN 0 ELSE c.failure_count + s.bad END,
+               enabled = c.enabled AND NOT s.gone,
+               disabled_reason = CASE WHEN s.gone THEN 'the endpoint answered 410 Gone (Slack: channel or app removed)'
+                                      ELSE c.disabled_reason END
+          FROM (SELECT u.restaurant_id, u.channel_id,
+                       count(*) FILTER (WHERE u.outcome = 'delivered') ok,
+                       count(*) FILTER (WHERE u.outcome IN ('failed', 'gone', 'permanent')) bad,
+                       bool_or(u.outcome = 'gone') gone
+                  FROM upd u
+                 WHERE u.channel_id IS NOT NULL AND u.outcome <> 'released'
+                 GROUP BY 1, 2) s
+         WHERE c.restaurant_id = s.restaurant_id AND c.id = s.channel_id)
     INSERT INTO aura.delivery_log (restaurant_id, notification_id, msg_id, attempt, outcome, response_code, latency_ms, error)
     SELECT u.restaurant_id, u.id, u.msg_id, u.attempts + CASE WHEN u.status = 'queued' THEN 1 ELSE 0 END,
            CASE u.status WHEN 'queued' THEN 'released' ELSE u.status END, u.response_code, u.latency_ms,
            CASE WHEN u.status IN ('failed', 'dead') THEN u.last_error END
       FROM upd u;
-
-    -- endpoint health: success resets the failure streak; 410 or N failures in a row disable
-    UPDATE aura.webhooks w
-       SET last_success_at = CASE WHEN s.ok > 0 THEN now() ELSE w.last_success_at END,
-           last_failure_at = CASE WHEN s.bad > 0 THEN now() ELSE w.last_failure_at END,
-           failure_count = CASE WHEN s.last_ok THEN 0 ELSE w.failure_count + s.bad END,
-           verified_at = CASE WHEN s.ping_ok THEN now() ELSE w.verified_at END,
-           active = w.active AND NOT s.gone AND (s.last_ok OR w.failure_count + s.bad < disable_after),
-           disabled_reason = CASE WHEN s.gone THEN 'the endpoint answered 410 Gone'
-                                  WHEN NOT s.last_ok AND w.failure_count + s.bad >= disable_after
-                                  THEN format('%s consecutive failures', w.failure_count + s.bad)
-                                  ELSE w.disabled_reason END
-      FROM (SELECT n.restaurant_id, n.webhook_id,
-                   count(*) FILTER (WHERE o.outcome = 'delivered') ok,
-                   count(*) FILTER (WHERE o.outcome IN ('failed', 'gone', 'permanent')) bad,
-                   bool_or(o.outcome = 'gone') gone,
-                   bool_or(o.outcome = 'delivered' AND n.event_type = 'webhook.test') ping_ok,
-                   (array_agg(o.outcome = 'delivered' ORDER BY n.id DESC))[1] last_ok
-              FROM pg_temp.outcome o JOIN aura.notifications n ON n.restaurant_id = o.restaurant_id AND n.id = o.id
-             WHERE n.webhook_id IS NOT NULL AND o.outcome <> 'released'
-             GROUP BY 1, 2) s
-     WHERE w.restaurant_id = s.restaurant_id AND w.id = s.webhook_id;
-
-    UPDATE aura.notification_channels c
-       SET last_success_at = CASE WHEN s.ok > 0 THEN now() ELSE c.last_success_at END,
-           last_failure_at = CASE WHEN s.bad > 0 THEN now() ELSE c.last_failure_at END,
-           failure_count = CASE WHEN s.ok > 0 THEN 0 ELSE c.failure_count + s.bad END,
-           enabled = c.enabled AND NOT s.gone,
-           disabled_reason = CASE WHEN s.gone THEN 'the endpoint answered 410 Gone (Slack: channel or app removed)'
-                                  ELSE c.disabled_reason END
-      FROM (SELECT n.restaurant_id, n.channel_id,
-                   count(*) FILTER (WHERE o.outcome = 'delivered') ok,
-                   count(*) FILTER (WHERE o.outcome IN ('failed', 'gone', 'permanent')) bad,
-                   bool_or(o.outcome = 'gone') gone
-              FROM pg_temp.outcome o JOIN aura.notifications n ON n.restaurant_id = o.restaurant_id AND n.id = o.id
-             WHERE n.channel_id IS NOT NULL AND o.outcome <> 'released'
-             GROUP BY 1, 2) s
-     WHERE c.restaurant_id = s.restaurant_id AND c.id = s.channel_id;
 END
 $$;
 
@@ -1425,8 +1432,8 @@ BEGIN
      WHERE aura._caller_is_admin() OR restaurant_id = aura.current_restaurant();
     ok := total > 0 AND inactive = 0 AND unverified = 0;
     detail := CASE WHEN total = 0 THEN 'no webhook endpoints: add one with aura.create_webhook(...)'
-                   ELSE format('%s endpoints, %s disabled, %s not verified (run aura.test_webhook(id))',
-                               total, inactive, unverified) END;
+                   ELSE format('%s endpoints, %s disabled, %s not verified', total, inactive, unverified)
+                        || CASE WHEN unverified > 0 THEN ' (run aura.test_webhook(id))' ELSE '' END END;
 END
 $$;
 UPDATE aura.deployment_items SET check_fn = 'aura._check_notification_channels' WHERE name = 'notification_channels';

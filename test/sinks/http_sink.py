@@ -6,11 +6,11 @@ what the sink checked -- the Standard Webhooks signature (with the secrets it
 was told), the Slack Block Kit shape, the Twilio form shape.  Behaviour per
 path is set on command:
 
-  POST /_control  {"path": "/hook", "mode": "ok|500|410|hang|big|redirect"}
+  POST /_control  {"path": "/hook", "mode": "ok|500|410|hang|slow|big|redirect"}
   POST /_control  {"secrets": ["whsec_..."]}      secrets to verify with
   GET  /_count                                      number of recorded requests
 
---fast: a minimal asyncio server for the benchmark that only answers 200 and
+--tls CERT:KEY serves HTTPS.  --fast: a minimal asyncio server for the benchmark that only answers 200 and
 records (arrival time, webhook-id) pairs.
 """
 import argparse
@@ -121,6 +121,9 @@ class Handler(BaseHTTPRequestHandler):
         if mode == 'hang':
             time.sleep(60)
             self.reply(200)
+        elif mode == 'slow':
+            time.sleep(1.5)
+            self.reply(200)
         elif mode == 'big':
             self.reply(200, b'x' * (3 * 1024 * 1024))
         elif mode == 'redirect':
@@ -171,6 +174,7 @@ def main():
     ap.add_argument('--port-file')
     ap.add_argument('--log', required=True)
     ap.add_argument('--fast', action='store_true')
+    ap.add_argument('--tls', help='CERT_FILE:KEY_FILE: serve HTTPS')
     args = ap.parse_args()
     logf = open(args.log, 'a')
 
@@ -187,6 +191,12 @@ def main():
         return
     httpd = ThreadingHTTPServer(('127.0.0.1', args.port), Handler)
     httpd.daemon_threads = True
+    if args.tls:
+        import ssl
+        cert, key = args.tls.split(':', 1)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
     ready(httpd.server_address[1])
     httpd.serve_forever()
 

@@ -1,0 +1,334 @@
+# Tenant isolation across every aura table, view and function, found in the
+# catalog (so tables and functions that modules add later are covered without
+# touching this file).
+#
+# Two restaurants, A and B, get rows in every tenant table (a table of schema
+# aura with a restaurant_id column, plus aura.restaurants itself): through the
+# public API where there is one, else generated from the catalog.  B's text
+# values carry a marker.  Then, as a login role of each of aura_manager,
+# aura_staff and aura_reporting in A's context, the test reads, updates,
+# deletes and inserts B's rows in every tenant table and view, and calls every
+# function it may execute with B's ids: nothing of B may be seen or changed.
+# aura_admin sees every tenant by design (DESIGN.md section 4); the test checks
+# that too, so a change of that rule is noticed.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('tenants');
+$node->init;
+$node->append_conf('postgresql.conf', "shared_preload_libraries = 'aura'\naura.database = 'postgres'\n");
+$node->start;
+
+my ($A, $B) = (1, 2);
+$node->safe_psql('postgres', qq{
+    CREATE EXTENSION aura CASCADE;
+    INSERT INTO aura.restaurants (id, name) VALUES ($A, 'A restaurant'), ($B, 'LEAKB restaurant');
+    -- fixtures through the public API where there is one
+    SELECT aura.create_api_key($A, 'A key', ARRAY['loyalty:*']);
+    SELECT aura.create_api_key($B, 'LEAKB key', ARRAY['loyalty:*']);
+    SELECT aura.audit('test.fixture', '{"marker": "A"}', $A);
+    SELECT aura.audit('test.fixture', '{"marker": "LEAKB"}', $B);
+    -- loyalty: an order earns (account, ledger row, lot, default tiers, an
+    -- upgrade with history and event) and reaches a milestone
+    INSERT INTO aura.loyalty_milestones (restaurant_id, kind, threshold, name)
+        VALUES ($A, 'nth_order', 1, 'A first order'), ($B, 'nth_order', 1, 'LEAKB first order');
+    CREATE TABLE public.tap_orders (id text PRIMARY KEY, restaurant_id bigint, customer_id bigint, total numeric, status text);
+    SELECT aura.attach_orders('public.tap_orders', 'restaurant_id', 'customer_id', 'total', 'status', 'id');
+    INSERT INTO public.tap_orders VALUES ('A-1', $A, 7, 2500, 'completed'), ('LEAKB-1', $B, 7, 2500, 'completed');
+    CREATE ROLE t_admin LOGIN IN ROLE aura_admin;
+    CREATE ROLE t_manager LOGIN IN ROLE aura_manager;
+    CREATE ROLE t_staff LOGIN IN ROLE aura_staff;
+    CREATE ROLE t_reporting LOGIN IN ROLE aura_reporting;
+});
+
+# Test scaffolding (schema tap, not part of aura): the tenant relations, a
+# generic row generator, and the probe run as each role.
+$node->safe_psql('postgres', q{
+CREATE SCHEMA tap;
+GRANT USAGE ON SCHEMA tap TO PUBLIC;
+
+-- every tenant relation of schema aura and its tenant column
+CREATE VIEW tap.tenant_relations AS
+SELECT c.oid::regclass AS rel, c.relkind::text AS kind,
+       CASE WHEN c.relname = 'restaurants' THEN 'id' ELSE 'restaurant_id' END::name AS col
+  FROM pg_class c
+ WHERE c.relnamespace = 'aura'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm')
+   AND (c.relname = 'restaurants' OR EXISTS (
+        SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'restaurant_id' AND NOT a.attisdropped));
+GRANT SELECT ON tap.tenant_relations TO PUBLIC;
+
+-- a value for a NOT NULL column without default, from the catalog
+CREATE FUNCTION tap.sample_value(rel regclass, att pg_attribute, restaurant bigint) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+    fk record;
+    v text;
+    marker text := CASE WHEN restaurant = 2 THEN 'LEAKB' ELSE 'A' END;
+BEGIN
+    IF att.attname = 'restaurant_id' THEN
+        RETURN restaurant::text;
+    END IF;
+    -- a foreign key: a row of the referenced table of the same restaurant
+    SELECT c.confrelid::regclass AS ref, (SELECT attname FROM pg_attribute WHERE attrelid = c.confrelid
+                                           AND attnum = c.confkey[array_position(c.conkey, att.attnum)]) AS refcol
+      INTO fk FROM pg_constraint c
+     WHERE c.conrelid = rel AND c.contype = 'f' AND att.attnum = ANY (c.conkey) LIMIT 1;
+    IF FOUND THEN
+        IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = fk.ref AND attname = 'restaurant_id') THEN
+            EXECUTE format('SELECT %I::text FROM %s WHERE restaurant_id = $1 LIMIT 1', fk.refcol, fk.ref) INTO v USING restaurant;
+        ELSE
+            EXECUTE format('SELECT %I::text FROM %s LIMIT 1', fk.refcol, fk.ref) INTO v;
+        END IF;
+        RETURN v;
+    END IF;
+    RETURN CASE format_type(att.atttypid, NULL)
+        WHEN 'text' THEN marker || ' generated'
+        WHEN 'character varying' THEN marker
+        WHEN 'bigint' THEN (1000 + restaurant)::text
+        WHEN 'integer' THEN '1'
+        WHEN 'smallint' THEN '1'
+        WHEN 'numeric' THEN '1'
+        WHEN 'boolean' THEN 'false'
+        WHEN 'timestamp with time zone' THEN now()::text
+        WHEN 'date' THEN current_date::text
+        WHEN 'interval' THEN '1 day'
+        WHEN 'jsonb' THEN format('{"marker": "%s"}', marker)
+        WHEN 'json' THEN format('{"marker": "%s"}', marker)
+        WHEN 'text[]' THEN format('{%s}', marker)
+        WHEN 'bytea' THEN '\x00'
+        WHEN 'uuid' THEN gen_random_uuid()::text
+        ELSE NULL END;
+END $$;
+
+-- one generated row for a tenant table; returns NULL or the error
+CREATE FUNCTION tap.fill(rel regclass, restaurant bigint) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+    att pg_attribute;
+    cols text[] := '{}';
+    vals text[] := '{}';
+BEGIN
+    FOR att IN SELECT * FROM pg_attribute a WHERE a.attrelid = rel AND a.attnum > 0 AND NOT a.attisdropped
+                 AND a.attnotnull AND NOT a.atthasdef AND a.attidentity = '' AND a.attgenerated = ''
+               ORDER BY a.attnum LOOP
+        cols := cols || quote_ident(att.attname);
+        vals := vals || (quote_nullable(tap.sample_value(rel, att, restaurant)) || '::' || format_type(att.atttypid, att.atttypmod));
+    END LOOP;
+    EXECUTE format('INSERT INTO %s (%s) VALUES (%s)', rel, array_to_string(cols, ', '), array_to_string(vals, ', '));
+    RETURN NULL;
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLERRM;
+END $$;
+
+-- B's rows as JSON, to try inserting copies of them
+CREATE TABLE tap.brows AS SELECT NULL::regclass AS rel, NULL::jsonb AS row LIMIT 0;
+GRANT SELECT ON tap.brows TO PUBLIC;
+
+-- an argument of a given type for a function call; B's ids for bigint
+CREATE FUNCTION tap.arg(typ oid, bid bigint) RETURNS text LANGUAGE sql AS $$
+    SELECT CASE format_type(typ, NULL)
+        WHEN 'bigint' THEN bid::text
+        WHEN 'integer' THEN '1'
+        WHEN 'text' THEN quote_literal('loyalty:read')
+        WHEN 'name' THEN quote_literal('restaurant_id') || '::name'
+        WHEN 'boolean' THEN 'false'
+        WHEN 'interval' THEN quote_literal('1 hour') || '::interval'
+        WHEN 'timestamp with time zone' THEN quote_literal(now() + interval '1 day') || '::timestamptz'
+        WHEN 'jsonb' THEN quote_literal('{}') || '::jsonb'
+        WHEN 'text[]' THEN quote_literal('{loyalty:read}') || '::text[]'
+        WHEN 'inet' THEN 'NULL::inet'
+        WHEN 'cidr[]' THEN 'NULL::cidr[]'
+        WHEN 'numeric' THEN '1'
+        WHEN 'regclass' THEN quote_literal('aura.restaurants') || '::regclass'
+        ELSE NULL END
+$$;
+
+-- The probe, run as the role under test in restaurant a's context.  One row
+-- per attempt: what, on which object, the outcome, and whether B leaked.
+CREATE FUNCTION tap.probe(a bigint, b bigint, b_ids bigint[]) RETURNS TABLE (attempt text, object text, outcome text, leak boolean)
+LANGUAGE plpgsql AS $$
+DECLARE
+    t record;
+    f record;
+    n bigint;
+    r jsonb;
+    out text;
+    args text;
+    bid bigint;
+BEGIN
+    PERFORM aura.set_context(a);
+    FOR t IN SELECT * FROM tap.tenant_relations ORDER BY 1 LOOP
+        BEGIN
+            EXECUTE format('SELECT count(*) FROM %s WHERE %I IS DISTINCT FROM $1', t.rel, t.col) INTO n USING a;
+            RETURN QUERY SELECT 'read', t.rel::text, n || ' foreign rows', n > 0;
+        EXCEPTION WHEN insufficient_privilege THEN
+            RETURN QUERY SELECT 'read', t.rel::text, 'denied', false;
+        END;
+        CONTINUE WHEN t.kind NOT IN ('r', 'p');
+        BEGIN
+            EXECUTE format('WITH u AS (UPDATE %s SET %I = %I WHERE %I = $1 RETURNING 1) SELECT count(*) FROM u',
+                           t.rel, t.col, t.col, t.col) INTO n USING b;
+            RETURN QUERY SELECT 'update', t.rel::text, n || ' rows', n > 0;
+        EXCEPTION WHEN OTHERS THEN
+            RETURN QUERY SELECT 'update', t.rel::text, 'error ' || SQLSTATE, false;
+        END;
+        BEGIN
+            EXECUTE format('WITH u AS (UPDATE %s SET %I = $2 WHERE %I = $1 RETURNING 1) SELECT count(*) FROM u',
+                           t.rel, t.col, t.col) INTO n USING a, b;
+            RETURN QUERY SELECT 'move own rows to B', t.rel::text, n || ' rows', n > 0;
+        EXCEPTION WHEN OTHERS THEN
+            RETURN QUERY SELECT 'move own rows to B', t.rel::text, 'error ' || SQLSTATE, false;
+        END;
+        BEGIN
+            EXECUTE format('WITH d AS (DELETE FROM %s WHERE %I = $1 RETURNING 1) SELECT count(*) FROM d',
+                           t.rel, t.col) INTO n USING b;
+            RETURN QUERY SELECT 'delete', t.rel::text, n || ' rows', n > 0;
+        EXCEPTION WHEN OTHERS THEN
+            RETURN QUERY SELECT 'delete', t.rel::text, 'error ' || SQLSTATE, false;
+        END;
+        FOR r IN SELECT br.row FROM tap.brows br WHERE br.rel = t.rel LIMIT 1 LOOP
+            BEGIN
+                EXECUTE format('INSERT INTO %s OVERRIDING SYSTEM VALUE SELECT * FROM jsonb_populate_record(NULL::%s, $1)',
+                               t.rel, t.rel) USING r;
+                RETURN QUERY SELECT 'insert into B', t.rel::text, 'inserted', true;
+            EXCEPTION WHEN OTHERS THEN
+                RETURN QUERY SELECT 'insert into B', t.rel::text, 'error ' || SQLSTATE, false;
+            END;
+        END LOOP;
+    END LOOP;
+
+    -- every function of schema aura this role may execute, with B's ids
+    FOR f IN SELECT p.oid::regprocedure AS fn, p.proargtypes, p.pronargs, p.proretset
+               FROM pg_proc p
+              WHERE p.pronamespace = 'aura'::regnamespace AND p.prokind = 'f'
+                AND p.prorettype <> 'trigger'::regtype
+                AND has_function_privilege(p.oid, 'EXECUTE')
+              ORDER BY 1 LOOP
+        FOREACH bid IN ARRAY b_ids LOOP
+            SELECT string_agg(coalesce(tap.arg(t2, bid), '<?>'), ', ' ORDER BY o) INTO args
+              FROM unnest(f.proargtypes::oid[]) WITH ORDINALITY AS u(t2, o);
+            IF args LIKE '%<?>%' THEN
+                RETURN QUERY SELECT 'call', f.fn::text, 'skipped: argument type without a generator', false;
+                EXIT;
+            END IF;
+            BEGIN
+                EXECUTE format('SELECT string_agg(x::text, %L) FROM %s(%s) x', ';',
+                               split_part(f.fn::text, '(', 1), coalesce(args, '')) INTO out;
+                RETURN QUERY SELECT 'call', format('%s with %s', f.fn, bid),
+                                    left(coalesce(out, 'NULL'), 200), coalesce(out LIKE '%LEAKB%', false);
+            EXCEPTION WHEN OTHERS THEN
+                RETURN QUERY SELECT 'call', format('%s with %s', f.fn, bid), 'error ' || SQLSTATE, false;
+            END;
+            -- a call may have changed the context (aura.set_context is not an
+            -- authorization: see docs/security.md); go back to A
+            PERFORM aura.set_context(a);
+            EXIT WHEN f.pronargs = 0 OR NOT ('bigint'::regtype = ANY (f.proargtypes::oid[]));
+        END LOOP;
+    END LOOP;
+END $$;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA tap TO PUBLIC;
+});
+
+# Rows for A and B in every tenant table: generated where the API left none.
+my @tables = split /\n/, $node->safe_psql('postgres',
+    "SELECT rel FROM tap.tenant_relations WHERE kind IN ('r', 'p') ORDER BY 1");
+ok(scalar(@tables) >= 4, 'tenant tables found in the catalog: ' . join(' ', @tables));
+for my $t (@tables) {
+    my $col = $t eq 'aura.restaurants' ? 'id' : 'restaurant_id';
+    for my $r ($A, $B) {
+        my $have = $node->safe_psql('postgres', "SELECT count(*) FROM $t WHERE $col = $r");
+        if ($have == 0) {
+            my $err = $node->safe_psql('postgres', "SELECT tap.fill('$t', $r)");
+            is($err, '', "generated a row of restaurant $r in $t") or diag("add a fixture for $t");
+        }
+        cmp_ok($node->safe_psql('postgres', "SELECT count(*) FROM $t WHERE $col = $r"), '>', 0,
+            "$t has rows of restaurant $r");
+    }
+}
+$node->safe_psql('postgres', qq{
+    DO \$\$
+    DECLARE t record;
+    BEGIN
+        FOR t IN SELECT * FROM tap.tenant_relations WHERE kind IN ('r', 'p') LOOP
+            EXECUTE format('INSERT INTO tap.brows SELECT %L::regclass, to_jsonb(x) FROM %s x WHERE %I = $B LIMIT 1',
+                           t.rel, t.rel, t.col);
+        END LOOP;
+    END \$\$;
+});
+
+# B's rows, fingerprinted, to prove nothing changed afterwards
+my $fingerprint_sql = q{
+    SELECT string_agg(format('%s:%s', rel, (SELECT md5(string_agg(x::text, '|' ORDER BY x::text))
+                                            FROM jsonb_array_elements(rows) x)), ' ' ORDER BY rel)
+      FROM (SELECT t.rel::text AS rel, tap.rows_of(t.rel, t.col, } . $B . q{) AS rows
+              FROM tap.tenant_relations t WHERE kind IN ('r', 'p')) s};
+$node->safe_psql('postgres', q{
+    CREATE FUNCTION tap.rows_of(rel regclass, col name, r bigint) RETURNS jsonb LANGUAGE plpgsql AS $$
+    DECLARE j jsonb;
+    BEGIN
+        EXECUTE format('SELECT coalesce(jsonb_agg(to_jsonb(x) - ''last_used_at'' - ''use_count''), ''[]'') FROM %s x WHERE %I = $1', rel, col)
+           INTO j USING r;
+        RETURN j;
+    END $$;
+});
+my $before = $node->safe_psql('postgres', $fingerprint_sql);
+
+my $b_ids = $node->safe_psql('postgres', qq{
+    SELECT format('ARRAY[%s]::bigint[]', string_agg(DISTINCT id::text, ','))
+      FROM (SELECT $B AS id UNION ALL SELECT id FROM aura.api_keys WHERE restaurant_id = $B
+            UNION ALL SELECT id FROM aura.locations WHERE restaurant_id = $B) ids});
+
+for my $role (qw(t_manager t_staff t_reporting)) {
+    my ($rc, $out, $err) = $node->psql('postgres',
+        "BEGIN; SELECT attempt, object, outcome, leak FROM tap.probe($A, $B, $b_ids); ROLLBACK;",
+        extra_params => ['-U', $role, '-q', '-A', '-t', '-F', "\t"]);
+    is($rc, 0, "$role: probe ran") or diag($err);
+    my @rows = grep { length } split /\n/, $out;
+    my @leaks = grep { (split /\t/)[3] eq 't' } @rows;
+    my %kinds;
+    $kinds{(split /\t/)[0]}++ for @rows;
+    ok(@rows > 20, "$role: " . scalar(@rows) . ' attempts (' . join(', ', map { "$_ $kinds{$_}" } sort keys %kinds) . ')');
+    is(scalar(@leaks), 0, "$role in restaurant A: nothing of restaurant B read, changed or returned")
+        or diag(join("\n", @leaks));
+    for my $t (@tables) {
+        ok((grep { /^read\t\Q$t\E\t/ } @rows), "$role: read of $t attempted");
+    }
+    my @calls = grep { /^call\t/ } @rows;
+    ok(scalar(@calls) > 5, "$role: " . scalar(@calls) . ' function calls with B\'s ids');
+    is($node->safe_psql('postgres', $fingerprint_sql), $before, "$role: B's rows unchanged");
+
+    # without a context: no tenant row at all
+    my $visible = $node->safe_psql('postgres', q{
+        SELECT coalesce(sum(n), 0) FROM (SELECT (xpath('/row/n/text()', query_to_xml(
+            format('SELECT count(*) AS n FROM %s', rel), false, true, '')))[1]::text::bigint AS n
+          FROM tap.tenant_relations WHERE has_table_privilege(rel, 'SELECT')) s},
+        extra_params => ['-U', $role]);
+    is($visible, '0', "$role without a restaurant in context sees no tenant rows");
+}
+
+# The probe finds leaks: a leaky SECURITY DEFINER function and a table with
+# row-level security switched off are both reported.
+$node->safe_psql('postgres', q{
+    CREATE FUNCTION aura.tap_leaky(r bigint) RETURNS text LANGUAGE sql SECURITY DEFINER
+        AS 'SELECT name FROM aura.restaurants WHERE id = r';
+    GRANT EXECUTE ON FUNCTION aura.tap_leaky(bigint) TO aura_staff;
+    ALTER TABLE aura.locations DISABLE ROW LEVEL SECURITY;
+});
+my ($rc2, $out2) = $node->psql('postgres', "BEGIN; SELECT attempt, object FROM tap.probe($A, $B, $b_ids) WHERE leak; ROLLBACK;",
+    extra_params => ['-U', 't_staff', '-q', '-A', '-t', '-F', "\t"]);
+like($out2, qr/^call\taura\.tap_leaky\(bigint\) with $B$/m, 'self-test: a function returning B\'s data is reported');
+like($out2, qr/^read\taura\.locations$/m, 'self-test: a table without row-level security is reported');
+$node->safe_psql('postgres', q{
+    DROP FUNCTION aura.tap_leaky(bigint);
+    ALTER TABLE aura.locations ENABLE ROW LEVEL SECURITY;
+});
+
+# aura_admin sees every tenant (the documented rule), and in A's context too
+is($node->safe_psql('postgres', "SELECT aura.set_context($A); SELECT count(DISTINCT restaurant_id) FROM aura.api_keys_view",
+        extra_params => ['-U', 't_admin']), "\n2", 'aura_admin sees every restaurant, as documented');
+
+$node->stop;
+done_testing();

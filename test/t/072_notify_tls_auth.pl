@@ -1,0 +1,64 @@
+# TLS and credentials: an HTTPS receiver with a certificate from a private CA
+# is refused until aura.ca_file names that CA (verification is always on);
+# SMTP with wrong credentials fails and is retried, and delivers once the
+# channel's password is fixed.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use AuraSinks;
+
+my $dir = PostgreSQL::Test::Utils::tempdir;
+
+# a private CA and a server certificate for 127.0.0.1
+system("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj '/CN=aura test CA' -keyout $dir/ca.key -out $dir/ca.pem 2>/dev/null") == 0 or die 'CA';
+system("openssl req -newkey rsa:2048 -nodes -subj '/CN=127.0.0.1' -keyout $dir/srv.key -out $dir/srv.csr 2>/dev/null") == 0 or die 'CSR';
+open my $ext, '>', "$dir/san.ext" or die; print $ext "subjectAltName = IP:127.0.0.1\n"; close $ext;
+system("openssl x509 -req -in $dir/srv.csr -CA $dir/ca.pem -CAkey $dir/ca.key -CAcreateserial -days 2 -extfile $dir/san.ext -out $dir/srv.pem 2>/dev/null") == 0 or die 'cert';
+
+my $node = notify_node('notify_tls');
+my ($port, $sink, $log) = start_http_sink($dir, undef, "$dir/srv.pem:$dir/srv.key");
+sub sql { return $node->safe_psql('postgres', $_[0]); }
+my $ctx = 'SELECT aura.set_context(701);';
+sql("INSERT INTO aura.restaurants (id, name) VALUES (701, 'TLS')");
+sql("$ctx SELECT id FROM aura.create_webhook('tls', 'https://127.0.0.1:$port/tls', '{*}', max_retries => 10)");
+sql("$ctx SELECT aura.emit_event(701, 'tls.check', '{}')");
+ok(wait_for(sub { sql("SELECT last_error FROM aura.notifications WHERE event_type = 'tls.check'") =~ /certificate|SSL/i }, 10),
+    'a certificate from an unknown CA is refused (TLS verification on)');
+is(scalar(sink_records($log)), 0, 'nothing reached the receiver');
+sql("ALTER SYSTEM SET aura.ca_file = '$dir/ca.pem'; SELECT pg_reload_conf();");
+ok(wait_for(sub { sql("SELECT status FROM aura.notifications WHERE event_type = 'tls.check'") eq 'delivered' }, 15),
+    'with aura.ca_file naming the CA the retry is delivered over HTTPS');
+is(scalar(sink_records($log, '/tls')), 1, 'the receiver got it once');
+
+# SMTP: bad credentials are a recorded, retried failure
+my $smtp_port = PostgreSQL::Test::Cluster::get_free_port();
+my ($smtp, $smtp_log) = start_smtp_sink($dir, $smtp_port, 'aura:right-password');
+sql("$ctx
+   SELECT aura.set_notification_channel('mail', 'email', '{\"host\": \"127.0.0.1\", \"port\": $smtp_port, \"tls\": \"none\",
+          \"username\": \"aura\", \"from\": \"aura\@example.com\"}', 'wrong-password');
+   SELECT aura.set_notification_rule('mail', '{stock.*}', '[{\"channel\": \"mail\", \"recipients\": [\"chef\@example.com\", \"not an address\"]}]');
+   SELECT aura.emit_event(701, 'stock.low', '{\"title\": \"Flour low\", \"severity\": \"medium\"}');");
+ok(wait_for(sub { sql("SELECT last_error FROM aura.notifications WHERE recipient = 'chef\@example.com'") =~ /login|auth/i }, 10),
+    'wrong SMTP password: the failure is recorded');
+is(sql("SELECT status FROM aura.notifications WHERE recipient = 'chef\@example.com'") =~ /^(failed|sending|queued)$/ ? 1 : 0, 1,
+    'and the message waits for a retry');
+unlike(sql("SELECT string_agg(coalesce(error, ''), ' ') FROM aura.delivery_log"), qr/wrong-password/, 'the password is never recorded');
+# the test cluster logs every statement (log_statement = all); everything else must not show secrets
+my @lines = grep { !/statement: |^\t/ } split /\n/, slurp_file($node->logfile);
+is(scalar(grep { /wrong-password|right-password|tap-notify-key/ } @lines), 0, 'nor logged by the server or the dispatcher');
+is(sql("SELECT status || ': ' || last_error FROM aura.notifications WHERE recipient = 'not an address'"),
+   'dead: malformed email recipient not an address', 'a malformed recipient is dead-lettered with a clear error');
+sql("$ctx SELECT aura.set_notification_channel('mail', 'email', '{\"host\": \"127.0.0.1\", \"port\": $smtp_port, \"tls\": \"none\",
+          \"username\": \"aura\", \"from\": \"aura\@example.com\"}', 'right-password')");
+ok(wait_for(sub { sql("SELECT status FROM aura.notifications WHERE recipient = 'chef\@example.com'") eq 'delivered' }, 15),
+    'after the password is fixed the retry delivers');
+my @mails = smtp_records($smtp_log);
+is(scalar(@mails), 1, 'one email');
+is($mails[0]{subject}, '[MEDIUM] Flour low', 'subject [SEVERITY] title');
+
+stop_sink($smtp);
+stop_sink($sink);
+$node->stop;
+done_testing();
