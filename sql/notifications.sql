@@ -152,6 +152,20 @@ INSERT INTO aura.delivery_log (restaurant_id, notification_id, msg_id, attempt, 
 UPDATE aura.delivery_log SET error = 'x' WHERE msg_id = 'msg_x';
 DELETE FROM aura.delivery_log WHERE msg_id = 'msg_x';
 
+-- retention: old delivered/dead messages and old log rows go; recent ones stay
+BEGIN;
+INSERT INTO aura.notifications (restaurant_id, msg_id, event_type, channel, payload, status, created_at)
+VALUES (701, 'msg_old_1', 'old.event', 'webhook', '{}', 'delivered', now() - interval '40 days'),
+       (701, 'msg_old_2', 'old.event', 'webhook', '{}', 'dead', now() - interval '40 days'),
+       (701, 'msg_old_3', 'old.event', 'webhook', '{}', 'failed', now() - interval '40 days');
+INSERT INTO aura.delivery_log (restaurant_id, notification_id, msg_id, attempt, outcome, at)
+VALUES (701, 1, 'msg_old_1', 1, 'delivered', now() - interval '40 days');
+SELECT aura.cleanup_notifications() AS removed;
+SELECT msg_id, status FROM aura.notifications WHERE event_type = 'old.event';
+SELECT count(*) AS recent_log_kept FROM aura.delivery_log WHERE msg_id = 'msg_x';
+COMMIT;
+DELETE FROM aura.notifications WHERE event_type = 'old.event';
+
 -- retry_dead and test_webhook
 SELECT aura.retry_dead(NULL);
 SELECT aura.retry_dead(ARRAY(SELECT id FROM aura.notifications WHERE restaurant_id = 701 AND status = 'dead'
@@ -175,6 +189,16 @@ SELECT * FROM aura.create_webhook('staff', 'https://example.net/h');
 SELECT aura.emit_event(702, 'reward.issued', '{}') > 0 AS staff_can_emit;
 RESET ROLE;
 SELECT aura.clear_context();
+
+-- jobs: admins reschedule, but cannot make the (superuser) dispatcher call other functions
+CREATE ROLE regress_n_admin IN ROLE aura_admin;
+SET ROLE regress_n_admin;
+INSERT INTO aura.jobs (name, fn, every) VALUES ('evil', 'pg_catalog.pg_reload_conf', '1 second');
+UPDATE aura.jobs SET fn = 'pg_catalog.pg_reload_conf' WHERE name = 'notification_digests';
+UPDATE aura.jobs SET every = '2 minutes' WHERE name = 'notification_digests';
+UPDATE aura.jobs SET every = '1 minute' WHERE name = 'notification_digests';
+RESET ROLE;
+DROP ROLE regress_n_admin;
 
 -- dispatcher interface
 SELECT count(*) = 1 AS one_row FROM aura.worker_status();

@@ -603,7 +603,6 @@ CREATE TABLE aura.notifications (
 COMMENT ON TABLE aura.notifications IS 'Outbox: one row per message and recipient, written in the transaction of the event; status queued | sending | delivered | failed (will retry) | dead.';
 CREATE INDEX notifications_due ON aura.notifications (next_attempt_at) WHERE status IN ('queued', 'failed');
 CREATE INDEX notifications_lease ON aura.notifications (lease_until) WHERE status = 'sending';
-CREATE INDEX notifications_created ON aura.notifications (restaurant_id, created_at);
 SELECT aura._enable_tenancy('aura.notifications');
 SELECT pg_catalog.pg_extension_config_dump('aura.notifications', '');
 CREATE TRIGGER wake_dispatcher AFTER INSERT OR UPDATE OF status ON aura.notifications
@@ -1254,6 +1253,9 @@ BEGIN
            SET status = CASE WHEN o.outcome = 'delivered' THEN 'delivered'
                              WHEN o.outcome = 'released' THEN 'queued'
                              WHEN o.outcome IN ('gone', 'permanent') OR n.attempts >= n.max_attempts THEN 'dead'
+                             -- Slack: 400 invalid_payload, 403 invalid_token / action_prohibited,
+                             -- 404 channel_not_found / no_service never succeed on a retry
+                             WHEN n.channel = 'slack' AND o.code IN (400, 403, 404) THEN 'dead'
                              ELSE 'failed' END,
                attempts = CASE WHEN o.outcome = 'released' THEN n.attempts - 1 ELSE n.attempts END,
                next_attempt_at = CASE WHEN o.outcome = 'failed' THEN now() + aura._retry_delay(n.attempts)
@@ -1266,7 +1268,10 @@ BEGIN
           FROM unnest(rids, ids, outcomes, codes, errors, latencies) o(restaurant_id, id, outcome, code, error, latency)
          WHERE n.restaurant_id = o.restaurant_id AND n.id = o.id AND n.status = 'sending'
         RETURNING n.restaurant_id, n.id, n.msg_id, n.attempts, n.status, n.response_code, n.latency_ms,
-                  n.last_error, n.webhook_id, n.channel_id, n.event_type, o.outcome),
+                  n.last_error, n.webhook_id, n.channel_id, n.event_type, n.channel,
+                  -- a Slack webhook that was revoked or whose channel is gone: treat like 410
+                  CASE WHEN n.channel = 'slack' AND o.outcome = 'failed' AND o.code IN (403, 404)
+                       THEN 'gone' ELSE o.outcome END AS outcome),
     -- endpoint health: a success resets the streak; a 410, or N messages in a row
     -- dead-lettered (retries exhausted), disable the webhook.  Failed attempts
     -- that will be retried do not count: an outage shorter than the retry
@@ -1299,12 +1304,13 @@ BEGIN
                last_failure_at = CASE WHEN s.bad > 0 THEN now() ELSE c.last_failure_at END,
                failure_count = CASE WHEN s.ok > 0 THEN 0 ELSE c.failure_count + s.bad END,
                enabled = c.enabled AND NOT s.gone,
-               disabled_reason = CASE WHEN s.gone THEN 'the endpoint answered 410 Gone (Slack: channel or app removed)'
+               disabled_reason = CASE WHEN s.gone THEN format('the endpoint answered %s (Slack: webhook revoked, channel or app removed)', s.gone_code)
                                       ELSE c.disabled_reason END
           FROM (SELECT u.restaurant_id, u.channel_id,
                        count(*) FILTER (WHERE u.outcome = 'delivered') ok,
                        count(*) FILTER (WHERE u.outcome IN ('failed', 'gone', 'permanent')) bad,
-                       bool_or(u.outcome = 'gone') gone
+                       bool_or(u.outcome = 'gone') gone,
+                       max(u.response_code) FILTER (WHERE u.outcome = 'gone') gone_code
                   FROM upd u
                  WHERE u.channel_id IS NOT NULL AND u.outcome <> 'released'
                  GROUP BY 1, 2) s
@@ -1455,7 +1461,8 @@ GRANT SELECT ON aura.rule_matches, aura.notifications, aura.delivery_log TO aura
 GRANT SELECT ON aura.notifications, aura.delivery_log TO aura_reporting;
 GRANT SELECT ON aura.inbox TO aura_staff;
 GRANT SELECT ON aura.jobs TO aura_manager;
-GRANT SELECT, INSERT, UPDATE, DELETE ON aura.jobs TO aura_admin;
+-- jobs are registered by the modules' SQL; admins only pause, reschedule or re-time them
+GRANT UPDATE (enabled, every, next_run_at) ON aura.jobs TO aura_admin;
 GRANT EXECUTE ON FUNCTION aura.webhook_sign(text, text, bigint, text), aura.emit_event(bigint, text, jsonb),
     aura.inbox_unread(bigint), aura.mark_read(bigint, bigint[]), aura._check_tenant(bigint),
     aura._context_restaurant(), aura._event_matches(text[], text), aura._valid_event_patterns(text[]),

@@ -107,6 +107,18 @@ ok(wait_for(sub { sql("SELECT NOT enabled FROM aura.notification_channels WHERE 
 is(sql("SELECT status || ' ' || response_code FROM aura.notifications WHERE channel = 'slack' AND event_type = 'insight.escalated'"),
    'dead 410', 'the 410 message is dead-lettered, not retried');
 
+like(sql("SELECT disabled_reason FROM aura.notification_channels WHERE name = 'slack'"), qr/answered 410/, 'with the reason');
+
+# Slack 404 no_service (a revoked webhook) is permanent too and disables the channel
+sink_control($port, { path => '/slack2', mode => '404' });
+sql("$ctx SELECT aura.set_notification_channel('slack2', 'slack', '{}', '$base/slack2');
+     SELECT aura.set_notification_rule('ops2', '{alert.*}', '[{\"channel\": \"slack2\"}]');
+     SELECT aura.emit_event(701, 'alert.raised', '{\"title\": \"y\"}')");
+ok(wait_for(sub { sql("SELECT status FROM aura.notifications WHERE event_type = 'alert.raised'") eq 'dead' }, 10),
+    'slack 404 is dead-lettered without retries');
+is(sql("SELECT attempts FROM aura.notifications WHERE event_type = 'alert.raised'"), '1', 'after one attempt');
+is(sql("SELECT enabled FROM aura.notification_channels WHERE name = 'slack2'"), 'f', 'and the channel is disabled');
+
 # --- failures: each recorded, none blocks the others
 sink_control($port, { path => '/flaky', mode => '500' });
 sink_control($port, { path => '/hang', mode => 'hang' });

@@ -65,6 +65,10 @@ my $before = scalar(sink_records($log, '/w'));
 emit(40, 'kill9');
 ok(wait_for(sub { scalar(sink_records($log, '/w')) > $before }, 10), 'batch in flight');
 is(sql("SELECT count(*) > 0 FROM aura.notifications WHERE status = 'sending'"), 't', 'messages are leased (sending)');
+# claims commit asynchronously; give the WAL writer time to make this one durable,
+# so that the crash below exercises the expired-lease path (the sink holds each
+# request 1.5 s, the batch is still in flight)
+select(undef, undef, undef, 0.7);
 my $pid = worker_pid();
 kill 'KILL', $pid;
 $node->poll_query_until('postgres', 'SELECT pid IS NOT NULL FROM aura.worker_status()')
