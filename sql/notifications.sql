@@ -89,6 +89,34 @@ SELECT name, channel, config, secret IS NOT NULL AS has_secret, enabled
   FROM aura.notification_channels WHERE restaurant_id = 701 ORDER BY name;
 SELECT aura._decrypt_secret(secret) FROM aura.notification_channels WHERE name = 'slack' AND restaurant_id = 701;
 
+-- channels configured through the restaurant's notifications.* settings, credentials as
+-- secret settings (settings master key); the channel's own config and secret override them
+SELECT aura.set_notification_channel('mail_s', 'email');
+SELECT aura.set_notification_channel('slack_s', 'slack');
+-- in a transaction rolled back at the end: the settings test that follows counts restaurant values
+BEGIN;
+SELECT aura.set_setting('notifications.email.smtp_host', '"smtp.settings.example"', 'restaurant', 701) IS NOT NULL AS host;
+SELECT aura.set_setting('notifications.email.smtp_tls', '"tls"', 'restaurant', 701) IS NOT NULL AS tls;
+SELECT aura.set_setting('notifications.email.username', '"aura-mailer"', 'restaurant', 701) IS NOT NULL AS username;
+SELECT aura.set_setting('notifications.email.from', '"alerts@settings.example"', 'restaurant', 701) IS NOT NULL AS from_address;
+SELECT aura.set_setting('notifications.email.password', '"smtp-secret-from-settings"', 'restaurant', 701) IS NOT NULL AS password;
+SELECT aura.set_setting('notifications.slack.webhook_url', '"https://hooks.slack.example/services/T/B/settings"', 'restaurant', 701) IS NOT NULL AS slack_url;
+SELECT aura.set_notification_channel('mail_s', 'email') > 0 AS mail_s;
+SELECT aura.set_notification_channel('mail_o', 'email', '{"port": 2525, "tls": "none"}', 'own-password') > 0 AS mail_o;
+SELECT aura.set_notification_channel('slack_s', 'slack') > 0 AS slack_s;
+SELECT name, config, secret IS NULL AS no_own_secret FROM aura.notification_channels
+ WHERE restaurant_id = 701 AND name IN ('mail_s', 'mail_o', 'slack_s') ORDER BY name;
+SELECT c.name, o.kind, o.url, o.tls, o.username, o.password, o.mail_from, o.error
+  FROM aura.notification_channels c,
+       LATERAL aura._render(701, 0, 1, 'msg_t', 'x.y', c.id, 'ops@example.com', '{"data": {"title": "t"}}') o
+ WHERE c.restaurant_id = 701 AND c.name IN ('mail_s', 'mail_o', 'slack_s') ORDER BY c.name;
+SELECT aura.reset_setting('notifications.slack.webhook_url', 'restaurant', 701) IS NOT NULL AS reset;
+SELECT o.kind, o.error FROM aura.notification_channels c,
+       LATERAL aura._render(701, 0, 1, 'msg_t', 'x.y', c.id, NULL, '{"data": {}}') o
+ WHERE c.restaurant_id = 701 AND c.name = 'slack_s';
+ROLLBACK;
+SELECT aura._channel_setting_secret('security.api_pepper', 701);
+
 -- rules: immediate with rate limits, dedupe, in_app inbox, a missing channel
 SELECT aura.set_notification_rule('r_bad', '{x.*}', '{}');
 SELECT aura.set_notification_rule('r_bad', '{x.*}', '[{"channel": 1}]');
@@ -137,6 +165,36 @@ SELECT recipient, next_attempt_at - now() BETWEEN interval '59 minutes' AND inte
        next_attempt_at <= now() AS now
   FROM aura.notifications WHERE event_type = 'quiet.test' ORDER BY recipient;
 ROLLBACK;
+
+-- filters: insight domains and types, minimum impact and value (an event without them never passes)
+SELECT aura.set_notification_rule('r_bad', '{insight.*}', '[{"channel": "app"}]', insight_domains => '{Sales}');
+SELECT aura.set_notification_rule('r_bad', '{insight.*}', '[{"channel": "app"}]', insight_types => ARRAY[NULL]::text[]);
+SELECT aura.set_notification_rule('r_bad', '{insight.*}', '[{"channel": "app"}]', insight_domains => NULL);
+SELECT aura.set_notification_rule('r_bad', '{insight.*}', '[{"channel": "app"}]', min_impact => -1);
+SELECT aura.set_notification_rule('r_bad', '{insight.*}', '[{"channel": "app"}]', min_value => 1e13);
+SELECT aura.set_notification_rule('big sales', '{insight.*}', '[{"channel": "app", "recipients": ["77"]}]',
+    insight_domains => '{sales}', insight_types => '{anomaly,trend}', min_impact => 50, min_value => 100) > 0 AS rule;
+SELECT insight_domains, insight_types, min_impact, min_value FROM aura.notification_rules WHERE name = 'big sales';
+SELECT aura.emit_event(701, 'insight.created', jsonb_build_object('title', t, 'domain', d, 'type', ty) || x) > 0 AS emitted
+  FROM (VALUES ('match', 'sales', 'anomaly', '{"impact": 60, "value": 150}'::jsonb),
+               ('other domain', 'labor', 'anomaly', '{"impact": 60, "value": 150}'),
+               ('other type', 'sales', 'forecast', '{"impact": 60, "value": 150}'),
+               ('low impact', 'sales', 'anomaly', '{"impact": 49.99, "value": 150}'),
+               ('low value', 'sales', 'trend', '{"impact": 60, "value": 99.99}'),
+               ('no impact', 'sales', 'trend', '{"value": 150}'),
+               ('impact as text', 'sales', 'trend', '{"impact": "60", "value": 150}'),
+               ('insight field names', 'sales', 'trend', '{"impact_score": 80, "estimated_value": 500}')) v(t, d, ty, x);
+SELECT title FROM aura.inbox WHERE restaurant_id = 701 AND user_id = 77 ORDER BY id;
+-- events of the other modules reach emit_event in their transaction (trigger on their event tables)
+SELECT aura.set_notification_rule('tiers', '{tier.changed}', '[{"channel": "app", "recipients": ["78"]}]') > 0 AS rule;
+BEGIN;
+INSERT INTO aura.insight_events (restaurant_id, event_type, data)
+VALUES (701, 'insight.created', '{"insight_id": -1, "title": "From insights", "domain": "sales", "type": "trend", "impact": 70, "value": 300}');
+INSERT INTO aura.loyalty_events (restaurant_id, event_type, data) VALUES (701, 'tier.changed', '{"title": "Gold reached"}');
+SELECT user_id, title FROM aura.inbox WHERE restaurant_id = 701 AND user_id IN (77, 78) AND title NOT IN ('match', 'insight field names') ORDER BY id;
+SELECT count(*) AS webhook_messages FROM aura.notifications WHERE restaurant_id = 701 AND event_type = 'tier.changed' AND channel = 'webhook';
+ROLLBACK;
+SELECT count(*) AS after_rollback FROM aura.inbox WHERE restaurant_id = 701 AND user_id = 78;
 
 -- rendering of the channels (what the dispatcher sends)
 SELECT jsonb_pretty(aura._slack_blocks('insight.created', '{"title": "Sales up", "severity": "high", "description": "Lunch +20%",

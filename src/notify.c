@@ -27,6 +27,7 @@
 
 #include "aura.h"
 #include "notify.h"
+#include "settings.h"
 
 int			aura_max_concurrency = 64;
 int			aura_http_timeout = 10000;
@@ -391,4 +392,37 @@ aura_worker_shmem(PG_FUNCTION_ARGS)
 		}
 	}
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/*
+ * aura_channel_setting_secret
+ *		aura._channel_setting_secret(key, restaurant_id): the plaintext of a
+ *		notifications.* secret setting of a restaurant (decrypted with the
+ *		settings master key), NULL when it has no value.  Only the dispatcher
+ *		calls it, while rendering a claimed message; granted to nobody, and it
+ *		refuses keys outside notifications.* so it cannot reveal other secrets.
+ */
+PG_FUNCTION_INFO_V1(aura_channel_setting_secret);
+Datum
+aura_channel_setting_secret(PG_FUNCTION_ARGS)
+{
+	char	   *key;
+	char	   *plain = NULL;
+	int			len = 0;
+	text	   *result;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	key = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	if (strncmp(key, "notifications.", strlen("notifications.")) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("only notifications.* settings are read for channels"),
+				 errdetail("key: %s", key)));
+	if (!AuraGetSecretSetting(key, PG_GETARG_INT64(1), 0, 0, &plain, &len))
+		PG_RETURN_NULL();
+	result = cstring_to_text_with_len(plain, len);
+	explicit_bzero(plain, len);
+	pfree(plain);
+	PG_RETURN_TEXT_P(result);
 }

@@ -30,6 +30,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
@@ -179,9 +180,86 @@ SchemaReady(void)
 }
 
 /*
+ * ClaimInTransaction
+ *		Inside an open transaction with SPI connected: aura._claim() leases up
+ *		to batch_size due messages and renders them.  The requests are built
+ *		in batch_cxt.
+ */
+static AuraRequest *
+ClaimInTransaction(int *nreq)
+{
+	AuraRequest *reqs = NULL;
+	int			n = 0;
+
+	if (SchemaReady())
+	{
+		Oid			argtypes[2] = {INT4OID, INT4OID};
+		Datum		args[2] = {Int32GetDatum(aura_batch_size), Int32GetDatum(aura_lease_time)};
+		int			rc;
+
+		rc = SPI_execute_with_args("SELECT restaurant_id, id, kind, url, headers, body, username, password, "
+								   "mail_from, mail_rcpt, tls, timeout_ms, error FROM aura._claim($1, $2)",
+								   2, argtypes, args, NULL, false, 0);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "aura._claim() failed: %d", rc);
+		elog(DEBUG2, "aura dispatcher: claimed " UINT64_FORMAT, SPI_processed);
+		if (SPI_processed > 0)
+		{
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			MemoryContext spicxt = MemoryContextSwitchTo(batch_cxt);
+			uint64		i;
+
+			reqs = palloc0(sizeof(AuraRequest) * SPI_processed);
+			for (i = 0; i < SPI_processed; i++)
+			{
+				HeapTuple	tup = SPI_tuptable->vals[i];
+				AuraRequest *r = &reqs[n++];
+				bool		isnull;
+				Datum		d;
+				char	   *kind;
+
+				r->restaurant_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+				r->id = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+				kind = GetText(tup, desc, 3);
+				r->url = GetText(tup, desc, 4);
+				d = SPI_getbinval(tup, desc, 5, &isnull);
+				if (!isnull)
+					r->headers = TextArrayToCStrings(d, &r->nheaders);
+				r->body = GetText(tup, desc, 6);
+				r->username = GetText(tup, desc, 7);
+				r->password = GetText(tup, desc, 8);
+				r->mail_from = GetText(tup, desc, 9);
+				d = SPI_getbinval(tup, desc, 10, &isnull);
+				if (!isnull)
+					r->rcpt = TextArrayToCStrings(d, &r->nrcpt);
+				r->tls = GetText(tup, desc, 11);
+				d = SPI_getbinval(tup, desc, 12, &isnull);
+				r->timeout_ms = isnull ? aura_http_timeout : DatumGetInt32(d);
+				if (kind && strcmp(kind, "http") == 0 && r->url)
+					r->kind = AURA_REQ_HTTP;
+				else if (kind && strcmp(kind, "smtp") == 0 && r->url)
+					r->kind = AURA_REQ_SMTP;
+				else
+				{
+					char	   *err = GetText(tup, desc, 13);
+
+					r->kind = AURA_REQ_ERROR;
+					r->outcome = AURA_OUT_PERMANENT;
+					strlcpy(r->error, err ? err : "message could not be rendered", sizeof(r->error));
+				}
+			}
+			MemoryContextSwitchTo(spicxt);
+		}
+	}
+	*nreq = n;
+	return reqs;
+}
+
+/*
  * ClaimBatch
- *		One short transaction: aura._claim() leases up to batch_size due
- *		messages and renders them.  Returns the requests in batch_cxt.
+ *		One short transaction that only claims (the first batch after an idle
+ *		wait; later batches are claimed by RecordBatch in the transaction that
+ *		records the previous one).
  */
 static AuraRequest *
 ClaimBatch(int *nreq)
@@ -193,72 +271,16 @@ ClaimBatch(int *nreq)
 	*nreq = 0;
 	PG_TRY();
 	{
+		int			got = 0;
+
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
 		SPI_connect();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		pgstat_report_activity(STATE_RUNNING, "aura dispatcher: claiming");
 		AsyncCommit();
-		if (SchemaReady())
-		{
-			Oid			argtypes[2] = {INT4OID, INT4OID};
-			Datum		args[2] = {Int32GetDatum(aura_batch_size), Int32GetDatum(aura_lease_time)};
-			int			rc;
-
-			rc = SPI_execute_with_args("SELECT restaurant_id, id, kind, url, headers, body, username, password, "
-									   "mail_from, mail_rcpt, tls, timeout_ms, error FROM aura._claim($1, $2)",
-									   2, argtypes, args, NULL, false, 0);
-			if (rc != SPI_OK_SELECT)
-				elog(ERROR, "aura._claim() failed: %d", rc);
-			elog(DEBUG2, "aura dispatcher: claimed " UINT64_FORMAT, SPI_processed);
-			if (SPI_processed > 0)
-			{
-				TupleDesc	desc = SPI_tuptable->tupdesc;
-				MemoryContext spicxt = MemoryContextSwitchTo(batch_cxt);
-				uint64		i;
-
-				reqs = palloc0(sizeof(AuraRequest) * SPI_processed);
-				for (i = 0; i < SPI_processed; i++)
-				{
-					HeapTuple	tup = SPI_tuptable->vals[i];
-					AuraRequest *r = &reqs[n++];
-					bool		isnull;
-					Datum		d;
-					char	   *kind;
-
-					r->restaurant_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-					r->id = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
-					kind = GetText(tup, desc, 3);
-					r->url = GetText(tup, desc, 4);
-					d = SPI_getbinval(tup, desc, 5, &isnull);
-					if (!isnull)
-						r->headers = TextArrayToCStrings(d, &r->nheaders);
-					r->body = GetText(tup, desc, 6);
-					r->username = GetText(tup, desc, 7);
-					r->password = GetText(tup, desc, 8);
-					r->mail_from = GetText(tup, desc, 9);
-					d = SPI_getbinval(tup, desc, 10, &isnull);
-					if (!isnull)
-						r->rcpt = TextArrayToCStrings(d, &r->nrcpt);
-					r->tls = GetText(tup, desc, 11);
-					d = SPI_getbinval(tup, desc, 12, &isnull);
-					r->timeout_ms = isnull ? aura_http_timeout : DatumGetInt32(d);
-					if (kind && strcmp(kind, "http") == 0 && r->url)
-						r->kind = AURA_REQ_HTTP;
-					else if (kind && strcmp(kind, "smtp") == 0 && r->url)
-						r->kind = AURA_REQ_SMTP;
-					else
-					{
-						char	   *err = GetText(tup, desc, 13);
-
-						r->kind = AURA_REQ_ERROR;
-						r->outcome = AURA_OUT_PERMANENT;
-						strlcpy(r->error, err ? err : "message could not be rendered", sizeof(r->error));
-					}
-				}
-				MemoryContextSwitchTo(spicxt);
-			}
-		}
+		reqs = ClaimInTransaction(&got);
+		n = got;
 		SPI_finish();
 		PopActiveSnapshot();
 		CommitTransactionCommand();
@@ -297,15 +319,27 @@ OutcomeName(AuraOutcome o)
 /*
  * RecordBatch
  *		One short transaction: aura._record() stores every outcome, the
- *		delivery log rows and the endpoints' health.
+ *		delivery log rows and the endpoints' health.  With claim_next (the
+ *		batch was full, so more messages are probably due) the same
+ *		transaction then claims the next batch: one commit per batch instead
+ *		of two.  The outcomes are copied into the transaction's memory
+ *		before batch_cxt is reset for the new batch.  The claim runs in a
+ *		subtransaction: if it fails, the outcomes are still committed and
+ *		nothing is claimed.  If recording fails the whole transaction rolls
+ *		back: the messages stay leased until their lease expires and go again
+ *		(at-least-once).
  */
-static void
-RecordBatch(AuraRequest *reqs, int n)
+static AuraRequest *
+RecordBatch(AuraRequest *reqs, int n, bool claim_next, int *nnext)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	int			i;
 	volatile uint64 sent = 0,
 				failed = 0;
+	AuraRequest *volatile next = NULL;
+	volatile int nn = 0;
+
+	*nnext = 0;
 
 	for (i = 0; i < n; i++)
 	{
@@ -362,6 +396,43 @@ RecordBatch(AuraRequest *reqs, int n)
 								   6, argtypes, args, NULL, false, 0);
 		if (rc != SPI_OK_SELECT)
 			elog(ERROR, "aura._record() failed: %d", rc);
+		if (claim_next && !got_sigterm)
+		{
+			MemoryContext cxt = CurrentMemoryContext;
+			ResourceOwner owner = CurrentResourceOwner;
+
+			/* the outcomes are stored: the old batch's memory can go */
+			MemoryContextReset(batch_cxt);
+			pgstat_report_activity(STATE_RUNNING, "aura dispatcher: recording outcomes and claiming");
+			/* a failing claim must not undo the recorded outcomes: subtransaction */
+			BeginInternalSubTransaction(NULL);
+			PG_TRY();
+			{
+				int			got = 0;
+
+				next = ClaimInTransaction(&got);
+				nn = got;
+				ReleaseCurrentSubTransaction();
+			}
+			PG_CATCH();
+			{
+				ErrorData  *edata;
+
+				MemoryContextSwitchTo(cxt);
+				edata = CopyErrorData();
+				FlushErrorState();
+				RollbackAndReleaseCurrentSubTransaction();
+				ereport(LOG, (errmsg("aura dispatcher: claiming messages failed: %s", edata->message)));
+				SetLastError(edata->message);
+				FreeErrorData(edata);
+				MemoryContextReset(batch_cxt);
+				next = NULL;
+				nn = 0;
+			}
+			PG_END_TRY();
+			MemoryContextSwitchTo(cxt);
+			CurrentResourceOwner = owner;
+		}
 		SPI_finish();
 		PopActiveSnapshot();
 		CommitTransactionCommand();
@@ -374,15 +445,21 @@ RecordBatch(AuraRequest *reqs, int n)
 	{
 		/* the messages stay leased; when the lease expires they go again */
 		ReportAndAbort(oldcxt, "recording outcomes");
+		next = NULL;
+		nn = 0;
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(oldcxt);
+	*nnext = nn;
+	return next;
 }
 
 /*
  * RunJobs
  *		Run every due job of aura.jobs, each in its own transaction; a
- *		failure is recorded in the job's row and the next job runs.
+ *		failure is recorded in the job's row and the next job runs.  A job
+ *		is a function of schema aura callable without arguments (all of
+ *		them have defaults); a set-returning one records its row count.
  */
 static void
 RunJobs(void)
@@ -405,8 +482,10 @@ RunJobs(void)
 		SPI_connect();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		if (SchemaReady() &&
-			SPI_execute("SELECT j.name, j.fn::text FROM aura.jobs j JOIN pg_catalog.pg_proc p ON p.oid = j.fn "
-						"WHERE j.enabled AND j.next_run_at <= now() AND p.pronargs = 0 "
+			SPI_execute("SELECT j.name, CASE WHEN p.proretset THEN 'SELECT count(*)::text || '' rows'' FROM ' "
+						"ELSE 'SELECT ' END || j.fn::text || '()' "
+						"FROM aura.jobs j JOIN pg_catalog.pg_proc p ON p.oid = j.fn "
+						"WHERE j.enabled AND j.next_run_at <= now() AND p.pronargs = p.pronargdefaults "
 						"AND p.pronamespace = 'aura'::regnamespace ORDER BY j.name",
 						true, 0) == SPI_OK_SELECT)
 		{
@@ -451,7 +530,7 @@ RunJobs(void)
 			SPI_connect();
 			PushActiveSnapshot(GetTransactionSnapshot());
 			pgstat_report_activity(STATE_RUNNING, psprintf("aura dispatcher: job %s", name));
-			if (SPI_execute(psprintf("SELECT %s()", fn), false, 0) != SPI_OK_SELECT)
+			if (SPI_execute(fn, false, 0) != SPI_OK_SELECT)
 				elog(ERROR, "job function did not return a row");
 			if (SPI_processed > 0)
 			{
@@ -530,6 +609,8 @@ void
 AuraWorkerMain(Datum arg)
 {
 	MemoryContext loop_cxt;
+	AuraRequest *pending = NULL;
+	int			pending_n = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, HandleSigterm);
@@ -582,19 +663,31 @@ AuraWorkerMain(Datum arg)
 			break;
 
 		MemoryContextSwitchTo(loop_cxt);
-		MemoryContextReset(batch_cxt);
 		SpinLockAcquire(&aura_worker_shared->mutex);
 		aura_worker_shared->last_loop = GetCurrentTimestamp();
 		aura_worker_shared->loops++;
 		SpinLockRelease(&aura_worker_shared->mutex);
 
 		t0 = GetCurrentTimestamp();
-		reqs = ClaimBatch(&n);
+		if (pending_n > 0)
+		{
+			/* claimed by the transaction that recorded the previous batch */
+			reqs = pending;
+			n = pending_n;
+			pending = NULL;
+			pending_n = 0;
+		}
+		else
+		{
+			MemoryContextReset(batch_cxt);
+			reqs = ClaimBatch(&n);
+		}
 		full = n >= aura_batch_size;
 		if (n > 0)
 		{
 			TimestampTz t1 = GetCurrentTimestamp(),
 						t2;
+			int			nn = 0;
 
 			SpinLockAcquire(&aura_worker_shared->mutex);
 			aura_worker_shared->in_flight = n;
@@ -603,7 +696,8 @@ AuraWorkerMain(Datum arg)
 			AuraSendRequests(reqs, n, &got_sigterm);
 			t2 = GetCurrentTimestamp();
 			WipeBatch(reqs, n);
-			RecordBatch(reqs, n);
+			pending = RecordBatch(reqs, n, full, &nn);
+			pending_n = nn;
 			elog(DEBUG1, "aura dispatcher: batch of %d: claim %ld ms, send %ld ms, record %ld ms", n,
 				 (long) ((t1 - t0) / 1000), (long) ((t2 - t1) / 1000),
 				 (long) ((GetCurrentTimestamp() - t2) / 1000));
@@ -611,15 +705,31 @@ AuraWorkerMain(Datum arg)
 			aura_worker_shared->in_flight = 0;
 			SpinLockRelease(&aura_worker_shared->mutex);
 		}
+		/* at most once a second, also during a long drain (a claimed batch waits in batch_cxt) */
 		RunJobs();
 		pgstat_report_activity(STATE_IDLE, NULL);
 		pgstat_report_stat(true);
 		MemoryContextReset(loop_cxt);
 
-		if (full && !got_sigterm)
+		if ((full || pending_n > 0) && !got_sigterm)
 			continue;			/* more may be due: no wait */
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 aura_poll_interval, PG_WAIT_EXTENSION);
+	}
+
+	/* stopping with a claimed batch not yet sent: give it back to the queue */
+	if (pending_n > 0)
+	{
+		int			i,
+					nn;
+
+		for (i = 0; i < pending_n; i++)
+		{
+			pending[i].outcome = AURA_OUT_RELEASED;
+			pending[i].error[0] = '\0';
+		}
+		WipeBatch(pending, pending_n);
+		(void) RecordBatch(pending, pending_n, false, &nn);
 	}
 	ereport(LOG, (errmsg("aura dispatcher stopping")));
 	proc_exit(0);

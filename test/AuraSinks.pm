@@ -28,6 +28,8 @@ sub notify_node
         "shared_preload_libraries = 'aura'",
         "aura.database = 'postgres'",
         "aura.notify_secret_key = 'tap-notify-key'",
+        # the settings master key (a fixed public test key): channel credentials as secret settings
+        "aura.encryption_key_command = 'echo tapnotify:0b30557a9fc4e90e33587da2c7ec11365b80a5caef14395e83a8cdf2173c6186'",
         "aura.http_allow_hosts = '127.0.0.1'",
         "aura.retry_schedule = '0.3,0.3,0.3,0.3,0.3,0.3,0.3,0.3,0.3,0.3'",
         "aura.lease_time = 3",
@@ -39,15 +41,17 @@ sub notify_node
     return $node;
 }
 
-# start_http_sink(DIR, [PORT], [CERT:KEY]): (port, handle, log file) of a running HTTP(S) sink
+# start_http_sink(DIR, [PORT], [CERT:KEY], [SECRETS]): (port, handle, log file) of a running
+# HTTP(S) sink; SECRETS (array ref of whsec_ secrets) verify signatures from the first request on
 sub start_http_sink
 {
-    my ($dir, $port, $tls) = @_;
+    my ($dir, $port, $tls, $secrets) = @_;
     my $name = $tls ? 'https_sink' : 'http_sink';
     my $log = "$dir/$name.log";
     my $pf = "$dir/$name.port";
     unlink $pf;
     my @tls = $tls ? ('--tls', $tls) : ();
+    push @tls, map { ('--secret', $_) } @{ $secrets // [] };
     my $h = IPC::Run::start([$python, "$top/test/sinks/http_sink.py", '--log', $log,
                              '--port-file', $pf, '--port', $port // 0, @tls],
                             '>', "$dir/$name.out", '2>', "$dir/$name.err");

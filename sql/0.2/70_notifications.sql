@@ -248,7 +248,8 @@ BEGIN
         END IF;
     ELSIF p_channel = 'slack' THEN
         IF NOT p_has_secret THEN
-            RAISE EXCEPTION 'a slack channel needs its incoming webhook URL as the secret' USING ERRCODE = 'invalid_parameter_value';
+            RAISE EXCEPTION 'a slack channel needs its incoming webhook URL' USING ERRCODE = 'invalid_parameter_value',
+                HINT = 'Set the secret setting notifications.slack.webhook_url of the restaurant, or pass the URL as the secret.';
         END IF;
     ELSIF p_channel = 'webhook' THEN
         IF NOT aura._valid_http_url(p_config ->> 'url') THEN
@@ -265,12 +266,48 @@ BEGIN
                 DETAIL = format('account_sid: %s, from: %s', left(p_config ->> 'account_sid', 64), left(p_config ->> 'from', 30));
         END IF;
         IF NOT p_has_secret THEN
-            RAISE EXCEPTION 'an sms channel needs the auth token as the secret' USING ERRCODE = 'invalid_parameter_value';
+            RAISE EXCEPTION 'an sms channel needs the auth token' USING ERRCODE = 'invalid_parameter_value',
+                HINT = 'Set the secret setting notifications.sms.auth_token of the restaurant, or pass the token as the secret.';
         END IF;
     END IF;
     RETURN p_config;
 END
 $$;
+
+-- The restaurant's notifications.* settings as channel config (keys of
+-- _check_channel_config); the channel's own config overrides them.
+CREATE FUNCTION aura._channel_settings(p_channel text, p_restaurant bigint) RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, aura, pg_temp
+    AS $$
+    SELECT CASE p_channel
+        WHEN 'email' THEN jsonb_strip_nulls(jsonb_build_object(
+            'host', aura.get_setting_text('notifications.email.smtp_host', p_restaurant, 0, 0),
+            'port', aura.get_setting_int('notifications.email.smtp_port', p_restaurant, 0, 0),
+            'tls', CASE aura.get_setting_text('notifications.email.smtp_tls', p_restaurant, 0, 0)
+                       WHEN 'tls' THEN 'implicit' ELSE aura.get_setting_text('notifications.email.smtp_tls', p_restaurant, 0, 0) END,
+            'username', aura.get_setting_text('notifications.email.username', p_restaurant, 0, 0),
+            'from', aura.get_setting_text('notifications.email.from', p_restaurant, 0, 0)))
+        WHEN 'sms' THEN jsonb_strip_nulls(jsonb_build_object(
+            'base_url', aura.get_setting_text('notifications.sms.base_url', p_restaurant, 0, 0),
+            'account_sid', aura.get_setting_text('notifications.sms.account_sid', p_restaurant, 0, 0),
+            'from', aura.get_setting_text('notifications.sms.from', p_restaurant, 0, 0)))
+        ELSE '{}'::jsonb END
+$$;
+
+-- the secret setting of a channel type (email password, Slack URL, SMS token)
+CREATE FUNCTION aura._channel_secret_key(p_channel text) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    AS $$
+    SELECT CASE p_channel WHEN 'email' THEN 'notifications.email.password'
+                          WHEN 'slack' THEN 'notifications.slack.webhook_url'
+                          WHEN 'sms' THEN 'notifications.sms.auth_token' END
+$$;
+
+-- plaintext of a notifications.* secret setting of a restaurant (src/notify.c); dispatcher only
+CREATE FUNCTION aura._channel_setting_secret(key text, restaurant_id bigint) RETURNS text
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'aura_channel_setting_secret';
 
 CREATE FUNCTION aura.set_notification_channel(name text, channel text, config jsonb DEFAULT '{}',
                                               secret text DEFAULT NULL, enabled boolean DEFAULT true)
@@ -282,6 +319,8 @@ DECLARE
     r bigint := aura._context_restaurant();
     cid bigint;
     enc bytea;
+    effective jsonb;
+    has_secret boolean;
 BEGIN
     IF name IS NULL OR length(btrim(name)) NOT BETWEEN 1 AND 100 THEN
         RAISE EXCEPTION 'channel name must have 1 to 100 characters' USING ERRCODE = 'invalid_parameter_value';
@@ -294,7 +333,14 @@ BEGIN
     END IF;
     SELECT c.id, c.secret INTO cid, enc FROM aura.notification_channels c
      WHERE c.restaurant_id = r AND c.name = set_notification_channel.name;
-    config := aura._check_channel_config(channel, coalesce(config, 'null'::jsonb), secret IS NOT NULL OR enc IS NOT NULL);
+    -- validated as the dispatcher will use it: the restaurant's settings, overridden by
+    -- the channel's own config (stored as given, so later settings changes apply)
+    effective := CASE WHEN jsonb_typeof(config) = 'object' AND channel IN ('email', 'sms')
+                      THEN aura._channel_settings(channel, r) || config ELSE coalesce(config, 'null'::jsonb) END;
+    has_secret := secret IS NOT NULL OR enc IS NOT NULL
+                  OR (aura._channel_secret_key(channel) IS NOT NULL
+                      AND aura.get_setting(aura._channel_secret_key(channel), r, 0, 0) IS NOT NULL);
+    effective := aura._check_channel_config(channel, effective, has_secret);
     IF secret IS NOT NULL THEN
         enc := aura._encrypt_secret(secret);
     END IF;
@@ -452,6 +498,10 @@ CREATE TABLE aura.notification_rules (
     name           text NOT NULL CHECK (length(btrim(name)) BETWEEN 1 AND 100),
     event_types    text[] NOT NULL DEFAULT '{*}' CHECK (aura._valid_event_patterns(event_types)),
     min_severity   text NOT NULL DEFAULT 'info' CHECK (aura._severity_rank(min_severity) IS NOT NULL),
+    insight_domains text[] NOT NULL DEFAULT '{}' CHECK (cardinality(insight_domains) <= 20),
+    insight_types  text[] NOT NULL DEFAULT '{}' CHECK (cardinality(insight_types) <= 50),
+    min_impact     numeric CHECK (min_impact >= 0),
+    min_value      numeric(14,2),
     targets        jsonb NOT NULL CHECK (jsonb_typeof(targets) = 'array'),
     digest_hours   int[] NOT NULL DEFAULT '{}' CHECK (digest_hours <@ ARRAY[0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23]),
     max_per_hour   int CHECK (max_per_hour > 0),
@@ -466,7 +516,7 @@ CREATE TABLE aura.notification_rules (
     UNIQUE (restaurant_id, name),
     CHECK ((quiet_start IS NULL) = (quiet_end IS NULL))
 );
-COMMENT ON TABLE aura.notification_rules IS 'Which events reach which channels and recipients: severity filter, immediate or digest, rate limits, quiet hours, dedupe.';
+COMMENT ON TABLE aura.notification_rules IS 'Which events reach which channels and recipients: severity, insight domain/type, impact and value filters, immediate or digest, rate limits, quiet hours, dedupe.';
 SELECT aura._enable_tenancy('aura.notification_rules');
 SELECT pg_catalog.pg_extension_config_dump('aura.notification_rules', '');
 SELECT pg_catalog.pg_extension_config_dump('aura.notification_rules_id_seq', '');
@@ -521,7 +571,9 @@ CREATE FUNCTION aura.set_notification_rule(name text, event_types text[], target
                                            digest_hours int[] DEFAULT '{}',
                                            max_per_hour int DEFAULT NULL, max_per_day int DEFAULT NULL,
                                            quiet_start time DEFAULT NULL, quiet_end time DEFAULT NULL,
-                                           dedupe_window interval DEFAULT '0', enabled boolean DEFAULT true)
+                                           dedupe_window interval DEFAULT '0', enabled boolean DEFAULT true,
+                                           insight_domains text[] DEFAULT '{}', insight_types text[] DEFAULT '{}',
+                                           min_impact numeric DEFAULT NULL, min_value numeric DEFAULT NULL)
     RETURNS bigint
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, aura, pg_temp
@@ -542,6 +594,26 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Use info, low, medium, high or critical.';
     END IF;
     PERFORM aura._check_targets(targets, r);
+    IF insight_domains IS NULL OR cardinality(insight_domains) > 20 OR array_position(insight_domains, NULL) IS NOT NULL
+       OR EXISTS (SELECT 1 FROM unnest(insight_domains) d WHERE d !~ '^[a-z][a-z0-9_]{0,49}$') THEN
+        RAISE EXCEPTION 'insight domains must be up to 20 lower-case names' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('insight_domains: %s', left(coalesce(insight_domains::text, 'NULL'), 200)),
+            HINT = 'For example {sales,labor}; an empty array matches every domain.';
+    END IF;
+    IF insight_types IS NULL OR cardinality(insight_types) > 50 OR array_position(insight_types, NULL) IS NOT NULL
+       OR EXISTS (SELECT 1 FROM unnest(insight_types) d WHERE d !~ '^[a-z][a-z0-9_]{0,49}$') THEN
+        RAISE EXCEPTION 'insight types must be up to 50 lower-case names' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('insight_types: %s', left(coalesce(insight_types::text, 'NULL'), 200)),
+            HINT = 'For example {anomaly,trend}; an empty array matches every type.';
+    END IF;
+    IF min_impact < 0 OR min_impact > 1000000 THEN
+        RAISE EXCEPTION 'minimum impact must be between 0 and 1000000' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('min_impact: %s', min_impact);
+    END IF;
+    IF abs(min_value) >= 1e12 THEN
+        RAISE EXCEPTION 'minimum value out of range' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('min_value: %s', min_value);
+    END IF;
     IF digest_hours IS NULL OR array_position(digest_hours, NULL) IS NOT NULL
        OR NOT digest_hours <@ ARRAY[0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23] THEN
         RAISE EXCEPTION 'digest hours must be hours of the day 0 to 23' USING ERRCODE = 'invalid_parameter_value',
@@ -558,19 +630,23 @@ BEGIN
             DETAIL = format('dedupe_window: %s', dedupe_window);
     END IF;
     INSERT INTO aura.notification_rules AS nr (restaurant_id, name, event_types, min_severity, targets, digest_hours,
-                                         max_per_hour, max_per_day, quiet_start, quiet_end, dedupe_window, enabled)
+                                         max_per_hour, max_per_day, quiet_start, quiet_end, dedupe_window, enabled,
+                                         insight_domains, insight_types, min_impact, min_value)
     VALUES (r, name, event_types, min_severity, targets, digest_hours, max_per_hour, max_per_day,
-            quiet_start, quiet_end, dedupe_window, coalesce(enabled, true))
+            quiet_start, quiet_end, dedupe_window, coalesce(enabled, true),
+            insight_domains, insight_types, min_impact, min_value)
     ON CONFLICT ON CONSTRAINT notification_rules_restaurant_id_name_key DO UPDATE
        SET event_types = EXCLUDED.event_types, min_severity = EXCLUDED.min_severity, targets = EXCLUDED.targets,
            digest_hours = EXCLUDED.digest_hours, max_per_hour = EXCLUDED.max_per_hour,
            max_per_day = EXCLUDED.max_per_day, quiet_start = EXCLUDED.quiet_start, quiet_end = EXCLUDED.quiet_end,
-           dedupe_window = EXCLUDED.dedupe_window, enabled = EXCLUDED.enabled
+           dedupe_window = EXCLUDED.dedupe_window, enabled = EXCLUDED.enabled,
+           insight_domains = EXCLUDED.insight_domains, insight_types = EXCLUDED.insight_types,
+           min_impact = EXCLUDED.min_impact, min_value = EXCLUDED.min_value
     RETURNING nr.id INTO rid;
     RETURN rid;
 END
 $$;
-COMMENT ON FUNCTION aura.set_notification_rule(text, text[], jsonb, text, int[], int, int, time, time, interval, boolean) IS
+COMMENT ON FUNCTION aura.set_notification_rule(text, text[], jsonb, text, int[], int, int, time, time, interval, boolean, text[], text[], numeric, numeric) IS
     'Creates or replaces a notification rule of the restaurant in context.';
 
 ------------------------------------------------------------------------------
@@ -623,7 +699,7 @@ CREATE TABLE aura.delivery_log (
 );
 COMMENT ON TABLE aura.delivery_log IS 'Append-only: one row per delivery attempt.';
 CREATE INDEX delivery_log_notification ON aura.delivery_log (restaurant_id, notification_id);
-CREATE INDEX delivery_log_at ON aura.delivery_log (at);
+-- no index on "at": one index insert fewer per attempt; the hourly retention scans the log
 SELECT aura._enable_tenancy('aura.delivery_log');
 SELECT pg_catalog.pg_extension_config_dump('aura.delivery_log', '');
 CREATE TRIGGER append_only BEFORE UPDATE OR DELETE ON aura.delivery_log
@@ -860,14 +936,38 @@ BEGIN
 END
 $$;
 
+-- a JSON number as numeric, NULL for anything else (filters never fail on odd data)
+CREATE FUNCTION aura._json_numeric(v jsonb) RETURNS numeric
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT CASE WHEN jsonb_typeof(v) = 'number' THEN (v #>> '{}')::numeric END
+$$;
+
 CREATE FUNCTION aura.emit_event(restaurant_id bigint, event_type text, data jsonb DEFAULT '{}')
     RETURNS bigint
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, aura, pg_temp
     AS $$
+BEGIN
+    PERFORM aura._check_tenant(emit_event.restaurant_id);
+    RETURN aura._emit_event(emit_event.restaurant_id, emit_event.event_type, emit_event.data);
+END
+$$;
+COMMENT ON FUNCTION aura.emit_event(bigint, text, jsonb) IS
+    'Emits an event: queues messages to matching webhooks and rules in the caller''s transaction (a rollback sends nothing). Returns the event id.';
+
+-- the work of emit_event without the caller's tenant check: also called by the
+-- triggers that forward the events of the other modules (insights, loyalty)
+CREATE FUNCTION aura._emit_event(restaurant_id bigint, event_type text, data jsonb)
+    RETURNS bigint
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, aura, pg_temp
+    AS $$
 DECLARE
-    r bigint := emit_event.restaurant_id;
-    et text := emit_event.event_type;
+    r bigint := _emit_event.restaurant_id;
+    et text := _emit_event.event_type;
+    impact numeric := aura._json_numeric(coalesce(_emit_event.data -> 'impact', _emit_event.data -> 'impact_score'));
+    val numeric := aura._json_numeric(coalesce(_emit_event.data -> 'value', _emit_event.data -> 'estimated_value'));
     ev bigint;
     tz text;
     payload jsonb;
@@ -878,7 +978,9 @@ DECLARE
     mode text;
     reason text;
 BEGIN
-    PERFORM aura._check_tenant(r);
+    IF r IS NULL THEN
+        RAISE EXCEPTION 'restaurant_id must not be NULL' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     IF et IS NULL OR length(et) > 100 OR et !~ '^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$' THEN
         RAISE EXCEPTION 'invalid event type "%"', left(coalesce(et, 'NULL'), 100)
             USING ERRCODE = 'invalid_parameter_value',
@@ -908,6 +1010,11 @@ BEGIN
     FOR rule IN SELECT * FROM aura.notification_rules nr
                  WHERE nr.restaurant_id = r AND nr.enabled AND aura._event_matches(nr.event_types, et)
                    AND aura._severity_rank(nr.min_severity) <= sev
+                   AND (cardinality(nr.insight_domains) = 0 OR data ->> 'domain' = ANY (nr.insight_domains))
+                   AND (cardinality(nr.insight_types) = 0 OR data ->> 'type' = ANY (nr.insight_types))
+                   -- an event without an impact (value) never passes a minimum impact (value)
+                   AND (nr.min_impact IS NULL OR impact >= nr.min_impact)
+                   AND (nr.min_value IS NULL OR val >= nr.min_value)
                  ORDER BY nr.id LOOP
         dkey := coalesce(data ->> 'dedupe_key', md5(et || ':' || data::text));
         IF rule.max_per_hour IS NOT NULL OR rule.max_per_day IS NOT NULL OR rule.dedupe_window > '0' THEN
@@ -945,8 +1052,37 @@ BEGIN
     RETURN ev;
 END
 $$;
-COMMENT ON FUNCTION aura.emit_event(bigint, text, jsonb) IS
-    'Emits an event: queues messages to matching webhooks and rules in the caller''s transaction (a rollback sends nothing). Returns the event id.';
+
+-- events of the other modules: an AFTER INSERT trigger on their event tables
+-- forwards each row to aura._emit_event in the same transaction.  Insight
+-- events are completed from aura.insights (impact, value, description,
+-- recommendations) so rules can filter on them and renderers show them.
+CREATE FUNCTION aura._forward_module_event() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, aura, pg_temp
+    AS $$
+DECLARE
+    d jsonb := NEW.data;
+    i record;
+BEGIN
+    IF TG_TABLE_NAME = 'insight_events' AND jsonb_typeof(d -> 'insight_id') = 'number' THEN
+        SELECT ins.impact_score, ins.estimated_value, ins.description, ins.recommendations INTO i
+          FROM aura.insights ins
+         WHERE ins.restaurant_id = NEW.restaurant_id AND ins.id = (d ->> 'insight_id')::bigint;
+        IF FOUND THEN
+            d := jsonb_strip_nulls(jsonb_build_object('impact', i.impact_score, 'value', i.estimated_value,
+                                                      'description', i.description,
+                                                      'recommendations', i.recommendations)) || d;
+        END IF;
+    END IF;
+    PERFORM aura._emit_event(NEW.restaurant_id, NEW.event_type, d);
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER forward_to_notifications AFTER INSERT ON aura.insight_events
+    FOR EACH ROW EXECUTE FUNCTION aura._forward_module_event();
+CREATE TRIGGER forward_to_notifications AFTER INSERT ON aura.loyalty_events
+    FOR EACH ROW EXECUTE FUNCTION aura._forward_module_event();
 
 -- digests: pending matches of a rule go out as one message per target when due
 CREATE FUNCTION aura.run_digests() RETURNS int
@@ -1110,6 +1246,19 @@ BEGIN
         IF sec IS NULL THEN
             o.kind := 'error'; o.error := 'cannot decrypt the channel secret (aura.notify_secret_key missing or changed)'; RETURN o;
         END IF;
+    ELSIF aura._channel_secret_key(ch.channel) IS NOT NULL THEN
+        -- the restaurant's secret setting, decrypted with the settings master key
+        sec := aura._channel_setting_secret(aura._channel_secret_key(ch.channel), n.restaurant_id);
+        -- an SMTP password is optional (a relay without login); Slack and SMS need theirs
+        IF sec IS NULL AND ch.channel <> 'email' THEN
+            o.kind := 'error';
+            o.error := format('channel "%s" has no secret: set %s or pass one to set_notification_channel',
+                              ch.name, aura._channel_secret_key(ch.channel));
+            RETURN o;
+        END IF;
+    END IF;
+    IF ch.channel IN ('email', 'sms') THEN
+        ch.config := aura._channel_settings(ch.channel, n.restaurant_id) || ch.config;
     END IF;
     IF ch.channel = 'slack' THEN
         o.kind := 'http'; o.url := sec;
@@ -1351,6 +1500,17 @@ INSERT INTO aura.jobs (name, fn, every) VALUES
     ('notification_digests', 'aura.run_digests', '1 minute'),
     ('notification_retention', 'aura.cleanup_notifications', '1 hour');
 
+-- the periodic work of the other modules (each job runs in its own transaction;
+-- a failure is recorded in its row and the others still run).  Daily jobs start
+-- at fixed times of the next day (UTC), the others at the next full hour.
+INSERT INTO aura.jobs (name, fn, every, next_run_at) VALUES
+    ('award_birthdays', 'aura.award_birthdays', '1 day', date_trunc('day', now(), 'UTC') + interval '1 day 5 minutes'),
+    ('expire_points', 'aura.expire_points', '1 day', date_trunc('day', now(), 'UTC') + interval '1 day 3 hours'),
+    ('review_tiers', 'aura.review_tiers', '1 day', date_trunc('day', now(), 'UTC') + interval '1 day 3 hours 30 minutes'),
+    ('expire_insights', 'aura.expire_insights', '1 hour', date_trunc('hour', now()) + interval '1 hour'),
+    -- detectors keep their own schedules (run_detectors runs only the due ones)
+    ('run_detectors', 'aura.run_detectors', '15 minutes', date_trunc('hour', now()) + interval '1 hour');
+
 CREATE FUNCTION aura.worker_status()
     RETURNS TABLE (pid int, started timestamptz, last_loop timestamptz, queue_depth bigint, in_flight int,
                    sent bigint, failed bigint, dead bigint, loops bigint, last_error text)
@@ -1472,13 +1632,16 @@ GRANT EXECUTE ON FUNCTION aura.webhook_sign(text, text, bigint, text), aura.emit
 GRANT EXECUTE ON FUNCTION aura.set_notification_channel(text, text, jsonb, text, boolean),
     aura.create_webhook(text, text, text[], jsonb, int, int), aura.rotate_webhook_secret(bigint, interval),
     aura.test_webhook(bigint), aura.retry_dead(bigint[]),
-    aura.set_notification_rule(text, text[], jsonb, text, int[], int, int, time, time, interval, boolean),
+    aura.set_notification_rule(text, text[], jsonb, text, int[], int, int, time, time, interval, boolean, text[], text[], numeric, numeric),
     aura.worker_status(), aura._check_notification_channels(), aura._check_webhook_endpoints()
     TO aura_manager;
 GRANT EXECUTE ON FUNCTION aura.run_digests(), aura.cleanup_notifications() TO aura_admin;
 
 -- Declared privileges (checked against the catalog by aura.privilege_mismatches)
 INSERT INTO aura.privilege_matrix (object, kind, role, privileges) VALUES
+    ('aura._channel_secret_key(text)', 'function', '-', ''),
+    ('aura._channel_setting_secret(text, bigint)', 'function', '-', ''),
+    ('aura._channel_settings(text, bigint)', 'function', '-', ''),
     ('aura._check_channel_config(text, jsonb, boolean)', 'function', '-', ''),
     ('aura._check_notification_channels()', 'function', 'aura_manager', 'EXECUTE'),
     ('aura._check_targets(jsonb, bigint)', 'function', '-', ''),
@@ -1494,7 +1657,10 @@ INSERT INTO aura.privilege_matrix (object, kind, role, privileges) VALUES
     ('aura._event_severity(jsonb)', 'function', 'aura_staff', 'EXECUTE'),
     ('aura._event_text(text, jsonb)', 'function', 'aura_staff', 'EXECUTE'),
     ('aura._event_title(text, jsonb)', 'function', 'aura_staff', 'EXECUTE'),
+    ('aura._emit_event(bigint, text, jsonb)', 'function', '-', ''),
     ('aura._form_encode(text)', 'function', '-', ''),
+    ('aura._forward_module_event()', 'function', '-', ''),
+    ('aura._json_numeric(jsonb)', 'function', '-', ''),
     ('aura._max_attempts(integer)', 'function', '-', ''),
     ('aura._new_webhook_secret()', 'function', '-', ''),
     ('aura._queue_rule_targets(bigint, aura.notification_rules, text, jsonb, timestamp with time zone)', 'function', '-', ''),
@@ -1535,7 +1701,7 @@ INSERT INTO aura.privilege_matrix (object, kind, role, privileges) VALUES
     ('aura.rule_matches_id_seq', 'sequence', '-', ''),
     ('aura.run_digests()', 'function', 'aura_admin', 'EXECUTE'),
     ('aura.set_notification_channel(text, text, jsonb, text, boolean)', 'function', 'aura_manager', 'EXECUTE'),
-    ('aura.set_notification_rule(text, text[], jsonb, text, integer[], integer, integer, time without time zone, time without time zone, interval, boolean)', 'function', 'aura_manager', 'EXECUTE'),
+    ('aura.set_notification_rule(text, text[], jsonb, text, integer[], integer, integer, time without time zone, time without time zone, interval, boolean, text[], text[], numeric, numeric)', 'function', 'aura_manager', 'EXECUTE'),
     ('aura.test_webhook(bigint)', 'function', 'aura_manager', 'EXECUTE'),
     ('aura.webhook_sign(text, text, bigint, text)', 'function', 'aura_staff', 'EXECUTE'),
     ('aura.webhooks', 'table', 'aura_manager', 'DELETE,SELECT(active,created_at,disabled_reason,events,failure_count,headers,id,last_failure_at,last_success_at,max_retries,name,previous_secret_until,restaurant_id,timeout_ms,url,verified_at),UPDATE(active,disabled_reason,events,headers,max_retries,timeout_ms,url)'),

@@ -168,15 +168,18 @@ async def fast_server(port, ready):
 
 
 def main():
-    global logf
+    global logf, secrets
     ap = argparse.ArgumentParser()
     ap.add_argument('--port', type=int, default=0)
     ap.add_argument('--port-file')
     ap.add_argument('--log', required=True)
     ap.add_argument('--fast', action='store_true')
     ap.add_argument('--tls', help='CERT_FILE:KEY_FILE: serve HTTPS')
+    ap.add_argument('--secret', action='append', default=[],
+                    help='whsec_ secret to verify with from the first request on (repeatable)')
     args = ap.parse_args()
     logf = open(args.log, 'a')
+    secrets = list(args.secret)
 
     def ready(port):
         if args.port_file:

@@ -54,8 +54,8 @@ ok(wait_for(sub { sql("SELECT count(*) FROM aura.notifications WHERE status = 'f
     'while the receiver is down, deliveries fail and wait for a retry');
 sleep 3;
 is(sql("SELECT count(*) FROM aura.notifications WHERE status = 'dead'"), '0', 'nothing is dead-lettered during the outage');
-($port, $sink, $log) = start_http_sink($dir, $sink_port);
-sink_control($port, { secrets => [$secret] });
+# the secret is given at start: a retry may arrive before any control request
+($port, $sink, $log) = start_http_sink($dir, $sink_port, undef, [$secret]);
 check_all_arrived('receiver down then up');
 
 # 2. SIGKILL of the dispatcher in the middle of a batch: the server restarts,

@@ -58,6 +58,26 @@ my @mails = smtp_records($smtp_log);
 is(scalar(@mails), 1, 'one email');
 is($mails[0]{subject}, '[MEDIUM] Flour low', 'subject [SEVERITY] title');
 
+# email configured only through the restaurant's settings; the password is a secret setting
+sql("$ctx
+   SELECT aura.set_setting('notifications.email.smtp_host', '\"127.0.0.1\"', 'restaurant', 701);
+   SELECT aura.set_setting('notifications.email.smtp_port', '$smtp_port', 'restaurant', 701);
+   SELECT aura.set_setting('notifications.email.smtp_tls', '\"none\"', 'restaurant', 701);
+   SELECT aura.set_setting('notifications.email.username', '\"aura\"', 'restaurant', 701);
+   SELECT aura.set_setting('notifications.email.from', '\"settings\@example.com\"', 'restaurant', 701);
+   SELECT aura.set_setting('notifications.email.password', '\"right-password\"', 'restaurant', 701);
+   SELECT aura.set_notification_channel('mail_s', 'email');
+   SELECT aura.set_notification_rule('mail_s', '{menu.*}', '[{\"channel\": \"mail_s\", \"recipients\": [\"owner\@example.com\"]}]');
+   SELECT aura.emit_event(701, 'menu.changed', '{\"title\": \"New menu\", \"severity\": \"low\"}');");
+is(sql("SELECT config::text || ' ' || (secret IS NULL) FROM aura.notification_channels WHERE name = 'mail_s'"), '{} true',
+    'the channel stores no configuration or credential of its own');
+ok(wait_for(sub { sql("SELECT status FROM aura.notifications WHERE recipient = 'owner\@example.com'") eq 'delivered' }, 15),
+    'an email channel configured through settings delivers (SMTP login with the secret setting)');
+@mails = smtp_records($smtp_log);
+is(scalar(@mails), 2, 'a second email');
+my ($m) = grep { $_->{subject} =~ /menu/i } @mails;
+is("$m->{subject} $m->{mail_from}", '[LOW] New menu settings@example.com', 'with its subject, from the settings\' sender');
+
 stop_sink($smtp);
 stop_sink($sink);
 $node->stop;
