@@ -185,12 +185,12 @@ SELECT aura.emit_event(701, 'insight.created', jsonb_build_object('title', t, 'd
                ('impact as text', 'sales', 'trend', '{"impact": "60", "value": 150}'),
                ('insight field names', 'sales', 'trend', '{"impact_score": 80, "estimated_value": 500}')) v(t, d, ty, x);
 SELECT title FROM aura.inbox WHERE restaurant_id = 701 AND user_id = 77 ORDER BY id;
--- events of the other modules reach emit_event in their transaction (trigger on their event tables)
+-- events of the other modules reach emit_event in their own transaction (the
+-- ledger and insights call aura.emit_event; a rollback sends nothing)
 SELECT aura.set_notification_rule('tiers', '{tier.changed}', '[{"channel": "app", "recipients": ["78"]}]') > 0 AS rule;
 BEGIN;
-INSERT INTO aura.insight_events (restaurant_id, event_type, data)
-VALUES (701, 'insight.created', '{"insight_id": -1, "title": "From insights", "domain": "sales", "type": "trend", "impact": 70, "value": 300}');
-INSERT INTO aura.loyalty_events (restaurant_id, event_type, data) VALUES (701, 'tier.changed', '{"title": "Gold reached"}');
+SELECT aura.emit_event(701, 'insight.created', '{"insight_id": -1, "title": "From insights", "domain": "sales", "type": "trend", "impact": 70, "value": 300}') > 0 AS insight_event;
+SELECT aura.emit_event(701, 'tier.changed', '{"title": "Gold reached"}') > 0 AS loyalty_event;
 SELECT user_id, title FROM aura.inbox WHERE restaurant_id = 701 AND user_id IN (77, 78) AND title NOT IN ('match', 'insight field names') ORDER BY id;
 SELECT count(*) AS webhook_messages FROM aura.notifications WHERE restaurant_id = 701 AND event_type = 'tier.changed' AND channel = 'webhook';
 ROLLBACK;

@@ -948,16 +948,33 @@ CREATE FUNCTION aura.emit_event(restaurant_id bigint, event_type text, data json
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, aura, pg_temp
     AS $$
+DECLARE
+    d jsonb := emit_event.data;
+    i record;
 BEGIN
     PERFORM aura._check_tenant(emit_event.restaurant_id);
-    RETURN aura._emit_event(emit_event.restaurant_id, emit_event.event_type, emit_event.data);
+    -- insight events (emitted by the insights module with the insight's id)
+    -- are completed from aura.insights, so rules can filter on impact and
+    -- value and renderers show description and recommendations
+    IF emit_event.event_type LIKE 'insight.%' AND jsonb_typeof(d -> 'insight_id') = 'number'
+       AND NOT d ? 'impact' THEN
+        SELECT ins.impact_score, ins.estimated_value, ins.description, ins.recommendations INTO i
+          FROM aura.insights ins
+         WHERE ins.restaurant_id = emit_event.restaurant_id AND ins.id = (d ->> 'insight_id')::bigint;
+        IF FOUND THEN
+            d := jsonb_strip_nulls(jsonb_build_object('impact', i.impact_score, 'value', i.estimated_value,
+                                                      'description', i.description,
+                                                      'recommendations', i.recommendations)) || d;
+        END IF;
+    END IF;
+    RETURN aura._emit_event(emit_event.restaurant_id, emit_event.event_type, d);
 END
 $$;
 COMMENT ON FUNCTION aura.emit_event(bigint, text, jsonb) IS
     'Emits an event: queues messages to matching webhooks and rules in the caller''s transaction (a rollback sends nothing). Returns the event id.';
 
--- the work of emit_event without the caller's tenant check: also called by the
--- triggers that forward the events of the other modules (insights, loyalty)
+-- the work of emit_event without the caller's tenant check (the dispatcher's
+-- jobs, which run without a restaurant in context, call it directly)
 CREATE FUNCTION aura._emit_event(restaurant_id bigint, event_type text, data jsonb)
     RETURNS bigint
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -1052,37 +1069,6 @@ BEGIN
     RETURN ev;
 END
 $$;
-
--- events of the other modules: an AFTER INSERT trigger on their event tables
--- forwards each row to aura._emit_event in the same transaction.  Insight
--- events are completed from aura.insights (impact, value, description,
--- recommendations) so rules can filter on them and renderers show them.
-CREATE FUNCTION aura._forward_module_event() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path = pg_catalog, aura, pg_temp
-    AS $$
-DECLARE
-    d jsonb := NEW.data;
-    i record;
-BEGIN
-    IF TG_TABLE_NAME = 'insight_events' AND jsonb_typeof(d -> 'insight_id') = 'number' THEN
-        SELECT ins.impact_score, ins.estimated_value, ins.description, ins.recommendations INTO i
-          FROM aura.insights ins
-         WHERE ins.restaurant_id = NEW.restaurant_id AND ins.id = (d ->> 'insight_id')::bigint;
-        IF FOUND THEN
-            d := jsonb_strip_nulls(jsonb_build_object('impact', i.impact_score, 'value', i.estimated_value,
-                                                      'description', i.description,
-                                                      'recommendations', i.recommendations)) || d;
-        END IF;
-    END IF;
-    PERFORM aura._emit_event(NEW.restaurant_id, NEW.event_type, d);
-    RETURN NULL;
-END
-$$;
-CREATE TRIGGER forward_to_notifications AFTER INSERT ON aura.insight_events
-    FOR EACH ROW EXECUTE FUNCTION aura._forward_module_event();
-CREATE TRIGGER forward_to_notifications AFTER INSERT ON aura.loyalty_events
-    FOR EACH ROW EXECUTE FUNCTION aura._forward_module_event();
 
 -- digests: pending matches of a rule go out as one message per target when due
 CREATE FUNCTION aura.run_digests() RETURNS int
@@ -1659,7 +1645,6 @@ INSERT INTO aura.privilege_matrix (object, kind, role, privileges) VALUES
     ('aura._event_title(text, jsonb)', 'function', 'aura_staff', 'EXECUTE'),
     ('aura._emit_event(bigint, text, jsonb)', 'function', '-', ''),
     ('aura._form_encode(text)', 'function', '-', ''),
-    ('aura._forward_module_event()', 'function', '-', ''),
     ('aura._json_numeric(jsonb)', 'function', '-', ''),
     ('aura._max_attempts(integer)', 'function', '-', ''),
     ('aura._new_webhook_secret()', 'function', '-', ''),
