@@ -176,8 +176,14 @@ SELECT aura.flag_put('{"name": "m.own", "enabled": true}', 302) > 0 AS own_flag;
 \set VERBOSITY terse
 SELECT aura.flag_put('{"name": "m.global", "enabled": true}');
 SELECT aura.flag_put('{"name": "m.other", "enabled": true}', 301);
-UPDATE aura.flags SET enabled = false WHERE restaurant_id IS NULL;
 \set VERBOSITY default
+-- global flags are out of a tenant's reach: not changed, taken over or deleted
+WITH u AS (UPDATE aura.flags SET enabled = false WHERE restaurant_id IS NULL RETURNING 1)
+SELECT count(*) AS global_changed FROM u;
+WITH u AS (UPDATE aura.flags SET restaurant_id = 302 WHERE restaurant_id IS NULL RETURNING 1)
+SELECT count(*) AS global_taken_over FROM u;
+WITH d AS (DELETE FROM aura.flags WHERE restaurant_id IS NULL RETURNING 1)
+SELECT count(*) AS global_deleted FROM d;
 SELECT aura.flag_enabled('m.own') AS own_on;
 RESET ROLE;
 SET ROLE flags_staff;

@@ -3,6 +3,8 @@
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS aura CASCADE;
 RESET client_min_messages;
+-- the dispatcher must not expire or generate insights behind this test's back
+UPDATE aura.jobs SET enabled = false WHERE name LIKE 'insight%';
 SET timezone = 'UTC';
 SET datestyle = 'ISO, YMD';
 \set SHOW_CONTEXT never
@@ -22,6 +24,8 @@ SELECT * FROM aura.insights_config(601);
 ------------------------------------------------------------------------------
 SET ROLE regress_ins_manager;
 SELECT aura.set_context(601, NULL, 42);
+-- insight events reach notification rules (notifications module)
+SELECT aura.set_notification_rule('regress insights', '{insight.*}', '[{"channel": "app"}]') > 0 AS rule;
 -- a first insight opens a thread
 SELECT aura.record_insight(601, 'sales', 'anomaly', 'high', 'Sales drop at A Centro',
     '{"related_entity_type": "location", "related_entity_id": 6011, "location_id": 6011,
@@ -68,8 +72,10 @@ SELECT i.id = :first_id AS is_first, i.severity, i.occurrence_count, i.created_a
 SELECT t.type, t.domain, t.related_entity_id, t.status, t.insight_count, t.first_seen, t.last_seen,
        t.max_severity, t.total_estimated_value, t.is_recurring, t.recurrence_period, t.category
   FROM aura.insight_threads t WHERE t.restaurant_id = 601 ORDER BY t.first_seen, t.id;
+RESET ROLE;
 SELECT event_type, data - 'insight_id' - 'thread_id' AS data
-  FROM aura.insight_events WHERE restaurant_id = 601 AND data ->> 'domain' = 'sales' ORDER BY id;
+  FROM aura.rule_matches WHERE restaurant_id = 601 AND data ->> 'domain' = 'sales' ORDER BY id;
+SET ROLE regress_ins_manager;
 
 -- the probe is an index scan on the partial index
 RESET ROLE;
@@ -492,3 +498,7 @@ RESET ROLE;
 SELECT aura.clear_context();
 DELETE FROM aura.insight_detectors WHERE NOT builtin;
 DELETE FROM aura.orders_sources;
+-- the dispatcher's jobs
+SELECT name, fn, every FROM aura.jobs WHERE name LIKE 'insight%' ORDER BY name;
+SELECT aura._job_run_detectors() ~ '^\d+ detector runs, \d+ failed, \d+ insights$' AS job_runs;
+UPDATE aura.jobs SET enabled = true WHERE name LIKE 'insight%';

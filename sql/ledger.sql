@@ -206,6 +206,28 @@ SELECT aura.detach_orders('ledger_orders');
 INSERT INTO ledger_orders (restaurant, customer, total, state) VALUES (403, 3, 50, 'completed');
 SELECT * FROM pg_temp.account(403, 3);
 
+-- other column types: smallint and numeric ids, money and integer amounts, an
+-- enum status, a uuid order id
+INSERT INTO aura.restaurants (id, name) VALUES (405, 'Ledger Typed');
+CREATE TYPE ledger_order_state AS ENUM ('new', 'paid', 'void');
+CREATE TABLE ledger_typed_orders (ref uuid PRIMARY KEY, shop smallint, guest numeric, price money,
+                                  state ledger_order_state, cents integer);
+SELECT aura.attach_orders('ledger_typed_orders', 'shop', 'guest', 'price', 'state', 'ref', '{paid}', '{void}');
+INSERT INTO ledger_typed_orders (ref, shop, guest, price, state) VALUES ('00000000-0000-0000-0000-000000000001', 405, 9, '12.34', 'paid');
+UPDATE ledger_typed_orders SET state = 'void';
+INSERT INTO ledger_typed_orders (ref, shop, guest, price, state) VALUES ('00000000-0000-0000-0000-000000000002', 405, 9.5, '1', 'paid');
+INSERT INTO ledger_typed_orders (ref, shop, guest, price, state) VALUES ('00000000-0000-0000-0000-000000000003', 405, 99999999999999999999999, '1', 'paid');
+INSERT INTO ledger_typed_orders (ref, shop, guest, price, state) VALUES ('00000000-0000-0000-0000-000000000004', 405, 9, '-5', 'paid');
+SELECT aura.detach_orders('ledger_typed_orders');
+SELECT aura.attach_orders('ledger_typed_orders', 'shop', 'guest', 'cents', 'state', 'ref', '{paid}', '{void}');
+INSERT INTO ledger_typed_orders (ref, shop, guest, cents, state) VALUES ('00000000-0000-0000-0000-000000000005', 405, 9, 2147483647, 'paid');
+SELECT kind, points, reference, amount FROM aura.points_transactions WHERE restaurant_id = 405 ORDER BY id;
+SELECT * FROM pg_temp.account(405, 9);
+SELECT * FROM aura.verify_ledger(405);
+SELECT aura.detach_orders('ledger_typed_orders');
+DROP TABLE ledger_typed_orders;
+DROP TYPE ledger_order_state;
+
 ------------------------------------------------------------------------------
 -- privileges and tenants
 ------------------------------------------------------------------------------

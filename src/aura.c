@@ -49,6 +49,7 @@ _PG_init(void)
 	LedgerInit();
 	NotifyInit();
 	FlagsInit();
+	RewardsInit();
 
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("aura");

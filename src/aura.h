@@ -39,5 +39,6 @@ extern void AuditInit(void);
 extern void LedgerInit(void);
 extern void NotifyInit(void);
 extern void FlagsInit(void);
+extern void RewardsInit(void);
 
 #endif							/* AURA_H */

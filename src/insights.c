@@ -572,9 +572,9 @@ Exec(SPIPlanPtr plan, Datum *values, const char *nulls, int expect, int limit)
 
 /*
  * EmitEvent
- *		An insight.created or insight.escalated event.  Until the
- *		notifications module (aura.emit_event) is part of aura, events are
- *		kept in aura.insight_events.
+ *		An insight.created or insight.escalated event, through
+ *		aura.emit_event (notifications): rules and webhooks subscribed to
+ *		insight events get it in this transaction.
  */
 static void
 EmitEvent(int64 restaurant, const char *event, int64 insight, int64 thread,
@@ -583,8 +583,7 @@ EmitEvent(int64 restaurant, const char *event, int64 insight, int64 thread,
 	Oid			types[9] = {INT8OID, TEXTOID, INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID};
 	Datum		values[9];
 	SPIPlanPtr	p = InsightPlan(PLAN_EVENT,
-						 "INSERT INTO aura.insight_events (restaurant_id, event_type, data) "
-						 "VALUES ($1, $2, pg_catalog.jsonb_build_object("
+						 "SELECT aura.emit_event($1, $2, pg_catalog.jsonb_build_object("
 						 "'insight_id', $3, 'thread_id', $4, 'domain', $5, 'type', $6, "
 						 "'severity', $7, 'title', $8, 'occurrence_count', $9))",
 						 9, types);
@@ -598,7 +597,7 @@ EmitEvent(int64 restaurant, const char *event, int64 insight, int64 thread,
 	values[6] = CStringGetTextDatum(severity);
 	values[7] = PointerGetDatum(title);
 	values[8] = Int32GetDatum(count);
-	Exec(p, values, NULL, SPI_OK_INSERT, 0);
+	Exec(p, values, NULL, SPI_OK_SELECT, 0);
 }
 
 static int64

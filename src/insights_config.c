@@ -18,6 +18,7 @@
 #include "utils/timestamp.h"
 
 #include "context.h"
+#include "insights.h"
 #include "insights_config.h"
 #include "settings.h"
 
@@ -92,7 +93,14 @@ aura_insights_config(PG_FUNCTION_ARGS)
 	tupdesc = BlessTupleDesc(tupdesc);
 
 	if (!PG_ARGISNULL(0))
+	{
+		/*
+		 * The settings cache serves every tenant: another restaurant's
+		 * settings are aura_admin's to read (as with aura.get_setting).
+		 */
 		restaurant = PG_GETARG_INT64(0);
+		InsightsCheckTenant(restaurant);
+	}
 	else
 		(void) AuraCurrentRestaurant(&restaurant);
 	InsightsConfigGet(restaurant, &cfg);

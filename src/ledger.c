@@ -5,10 +5,16 @@
  *	  expire_points) and the append-only guard of aura.points_transactions.
  *
  * Every posting runs in this order, which is what makes it deadlock-free:
- *	 1. the idempotency key's advisory lock (transaction-scoped), then the
- *		lookup of the key: a used key answers with its original transaction;
- *	 2. the account rows, FOR UPDATE, in ascending customer id;
+ *	 1. the account rows, FOR UPDATE, in ascending customer id;
+ *	 2. the lookup of the idempotency key: a used key answers with its
+ *		original transaction.  Under the account lock a concurrent posting
+ *		with the same key and arguments (hence the same account) has
+ *		finished, so the lookup sees it; a concurrent same key on another
+ *		account is a request with other arguments, which the unique index
+ *		refuses (23505) even before the lookup could;
  *	 3. lots, ledger row, account update, tier recalculation.
+ * No advisory or other lock-table entries are taken per posting, so one
+ * transaction can post any number of rows (a bulk insert of orders).
  * Lots are touched only under their account's lock.  The queries are SPI
  * plans prepared once per backend and kept (SPI_keepplan).
  */
@@ -25,6 +31,7 @@
 #include "storage/lock.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
 
@@ -62,6 +69,7 @@ typedef struct Account
 	TimestampTz tier_since;
 	TimestampTz enrolled_at;
 	char		status[8];
+	ItemPointerData tid;		/* the locked row version */
 } Account;
 
 /* a lot consumed by a debit, mirrored by the credit of a transfer */
@@ -79,9 +87,6 @@ static SPIPlanPtr plan_acc_create;
 static SPIPlanPtr plan_restaurant;
 static SPIPlanPtr plan_lots;
 static SPIPlanPtr plan_lot_update;
-static SPIPlanPtr plan_lot_insert;
-static SPIPlanPtr plan_tx_insert;
-static SPIPlanPtr plan_acc_update;
 static SPIPlanPtr plan_pending;
 static SPIPlanPtr plan_event;
 
@@ -98,6 +103,7 @@ LedgerKindName(LedgerKind kind)
 void
 LedgerInit(void)
 {
+	LedgerHeapInit();
 	TiersInit();
 	OrdersInit();
 }
@@ -157,32 +163,22 @@ LedgerCheckTenant(int64 restaurant_id)
 }
 
 /*
- * LedgerLockKey
- *		Transaction-scoped advisory lock of an idempotency key of a
- *		restaurant: the second session with the same key waits for the first
- *		to finish, then finds its row.
- */
-void
-LedgerLockKey(int64 restaurant_id, const char *key)
-{
-	LOCKTAG		tag;
-	uint64		h;
-
-	h = hash_bytes_extended((const unsigned char *) key, strlen(key), (uint64) restaurant_id);
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (h >> 32), (uint32) h, LEDGER_LOCK_CLASS);
-	(void) LockAcquire(&tag, ExclusiveLock, false, false);
-}
-
-/*
  * LedgerEmitEvent
- *		Record an event in the loyalty outbox (aura.loyalty_events).
+ *		Record an event in the loyalty event log (aura.loyalty_events) and
+ *		emit it through the notifications module (aura.emit_event: webhooks
+ *		and notification rules, in this transaction).  emit_event checks the
+ *		tenant context; the posting that raises the event has been
+ *		authorized already (an order trigger may run without any context),
+ *		so the restaurant is put in context for that one call only.
  */
 void
 LedgerEmitEvent(int64 restaurant_id, const char *event_type, const char *json)
 {
+	static SPIPlanPtr plan_emit;
 	static const Oid types[3] = {INT8OID, TEXTOID, TEXTOID};
 	Datum		values[3];
 	int			rc;
+	int			nest;
 
 	LedgerPlan(&plan_event,
 			   "INSERT INTO aura.loyalty_events (restaurant_id, event_type, data) "
@@ -193,6 +189,15 @@ LedgerEmitEvent(int64 restaurant_id, const char *event_type, const char *json)
 	rc = SPI_execute_plan(plan_event, values, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "aura: event insert failed: %s", SPI_result_code_string(rc));
+
+	LedgerPlan(&plan_emit, "SELECT aura.emit_event($1, $2, $3::jsonb)", 3, types);
+	nest = NewGUCNestLevel();
+	(void) set_config_option("aura.restaurant_id", psprintf(INT64_FORMAT, restaurant_id),
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	rc = SPI_execute_plan(plan_emit, values, NULL, false, 0);
+	AtEOXact_GUC(true, nest);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "aura: aura.emit_event failed: %s", SPI_result_code_string(rc));
 }
 
 /* text of a nullable string for messages */
@@ -232,7 +237,8 @@ GetInt64(HeapTuple tup, TupleDesc desc, int col, bool *isnull)
 
 /*
  * KeyLookup
- *		Take the key's lock and look it up.  A used key returns true and its
+ *		Look the key up (the caller holds the account lock, so a concurrent
+ *		posting with the same key and account has committed or rolled back).  A used key returns true and its
  *		transaction id, after checking (unless key_exists_ok) that the request
  *		is the same as the original; a different one raises 23505 naming the
  *		first field that differs.
@@ -257,7 +263,6 @@ KeyLookup(LedgerPosting *p, int64 *txid)
 	char	   *was = NULL,
 			   *now = NULL;
 
-	LedgerLockKey(p->restaurant_id, p->idempotency_key);
 	LedgerPlan(&plan_key_find,
 			   "SELECT id, kind, customer_id, points, reference, reason, counterparty "
 			   "FROM aura.points_transactions WHERE restaurant_id = $1 AND idempotency_key = $2",
@@ -355,7 +360,7 @@ LockAccount(Account *acc, int64 restaurant_id, int64 customer_id, bool create)
 
 	LedgerPlan(&plan_acc_lock,
 			   "SELECT balance, pending, lifetime_earned, lifetime_spent, lifetime_spend_amount, "
-			   "order_count, tier, tier_since, enrolled_at, status "
+			   "order_count, tier, tier_since, enrolled_at, status, ctid "
 			   "FROM aura.loyalty_accounts WHERE restaurant_id = $1 AND customer_id = $2 FOR UPDATE",
 			   2, types2);
 	values[0] = Int64GetDatum(restaurant_id);
@@ -389,6 +394,7 @@ LockAccount(Account *acc, int64 restaurant_id, int64 customer_id, bool create)
 				acc->tier_since = 0;
 			acc->enrolled_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 9, &isnull));
 			strlcpy(acc->status, GetText(tup, desc, 10), sizeof(acc->status));
+			ItemPointerCopy((ItemPointer) DatumGetPointer(SPI_getbinval(tup, desc, 11, &isnull)), &acc->tid);
 			return true;
 		}
 		if (!create || attempt > 0)
@@ -417,6 +423,19 @@ LockAccount(Account *acc, int64 restaurant_id, int64 customer_id, bool create)
 			elog(ERROR, "aura: account insert failed: %s", SPI_result_code_string(rc));
 	}
 	return false;
+}
+
+/*
+ * LedgerLockAccount
+ *		Lock an account row (FOR UPDATE) for the rest of the transaction;
+ *		false when it does not exist.
+ */
+bool
+LedgerLockAccount(int64 restaurant_id, int64 customer_id)
+{
+	Account		acc;
+
+	return LockAccount(&acc, restaurant_id, customer_id, false);
 }
 
 /*
@@ -516,33 +535,59 @@ DebitLots(Account *acc, int64 amount, bool available_only, int64 prefer_tx,
 	return taken;
 }
 
-/* insert one lot of a credit */
+/* insert one lot of a credit (direct insert, see ledger_heap.c) */
 static void
 InsertLot(Account *acc, int64 txid, int64 amount, int64 remaining, bool has_expiry,
 		  TimestampTz expires_at, TimestampTz available_at)
 {
-	static const Oid types[7] = {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID,
-	TIMESTAMPTZOID, TIMESTAMPTZOID};
+	static const char *const names[7] = {"restaurant_id", "customer_id", "transaction_id",
+	"amount", "remaining", "expires_at", "available_at"};
 	Datum		values[7];
-	char		nulls[7] = "       ";
-	int			rc;
+	bool		nulls[7] = {false, false, false, false, false, false, false};
 
-	LedgerPlan(&plan_lot_insert,
-			   "INSERT INTO aura.points_lots (restaurant_id, customer_id, transaction_id, amount, "
-			   "remaining, expires_at, available_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-			   7, types);
 	values[0] = Int64GetDatum(acc->restaurant_id);
 	values[1] = Int64GetDatum(acc->customer_id);
 	values[2] = Int64GetDatum(txid);
 	values[3] = Int64GetDatum(amount);
 	values[4] = Int64GetDatum(remaining);
 	values[5] = TimestampTzGetDatum(expires_at);
-	if (!has_expiry)
-		nulls[5] = 'n';
+	nulls[5] = !has_expiry;
 	values[6] = TimestampTzGetDatum(available_at);
-	rc = SPI_execute_plan(plan_lot_insert, values, nulls, false, 0);
-	if (rc != SPI_OK_INSERT)
-		elog(ERROR, "aura: lot insert failed: %s", SPI_result_code_string(rc));
+	(void) LedgerHeapInsert("points_lots", 7, names, values, nulls);
+}
+
+/*
+ * MergeIntoLot
+ *		Received points join an open lot of the receiver with the same expiry
+ *		and availability, if there is one: transfers back and forth would
+ *		otherwise split lots without end.  False when there is none.
+ */
+static bool
+MergeIntoLot(Account *acc, ConsumedLot *c)
+{
+	static SPIPlanPtr plan_merge;
+	static const Oid types[5] = {INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+	Datum		values[5];
+	char		nulls[6] = "     ";
+	int			rc;
+
+	LedgerPlan(&plan_merge,
+			   "UPDATE aura.points_lots SET amount = amount + $3, remaining = remaining + $3 "
+			   "WHERE restaurant_id = $1 AND id = (SELECT id FROM aura.points_lots "
+			   " WHERE restaurant_id = $1 AND customer_id = $2 AND remaining > 0 "
+			   " AND expires_at IS NOT DISTINCT FROM $4 AND available_at = $5 ORDER BY id LIMIT 1)",
+			   5, types);
+	values[0] = Int64GetDatum(acc->restaurant_id);
+	values[1] = Int64GetDatum(acc->customer_id);
+	values[2] = Int64GetDatum(c->amount);
+	values[3] = TimestampTzGetDatum(c->expires_at);
+	if (!c->has_expiry)
+		nulls[3] = 'n';
+	values[4] = TimestampTzGetDatum(c->available_at);
+	rc = SPI_execute_plan(plan_merge, values, nulls, false, 0);
+	if (rc != SPI_OK_UPDATE)
+		elog(ERROR, "aura: lot merge failed: %s", SPI_result_code_string(rc));
+	return SPI_processed == 1;
 }
 
 /* the pending points of an account: open lots not yet available */
@@ -574,28 +619,28 @@ PointsOverflow(const char *what, int64 a, int64 b)
 			 errdetail("%s " INT64_FORMAT " plus " INT64_FORMAT " exceeds the bigint range.", what, a, b)));
 }
 
-/* insert the ledger row; returns its id */
+/* insert the ledger row (direct insert, see ledger_heap.c); returns its id */
 static int64
 InsertTransaction(LedgerPosting *p, Account *acc, int64 points, int64 before,
 				  bool has_expiry, TimestampTz expires_at, bool has_available,
 				  TimestampTz available_at)
 {
-	static const Oid types[16] = {INT8OID, INT8OID, TEXTOID, INT8OID, INT8OID, INT8OID,
-		TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID,
-	TEXTOID, INT8OID, NUMERICOID};
-	Datum		values[16];
-	char		nulls[17] = "                ";
-	int			rc;
+	static const char *const names[17] = {"restaurant_id", "customer_id", "kind", "points",
+		"balance_before", "balance_after", "source", "reference", "idempotency_key", "reason",
+		"counterparty", "expires_at", "available_at", "actor_role", "actor_user", "amount",
+	"created_at"};
+	static Oid	actor_oid = InvalidOid;
+	static char actor[NAMEDATALEN];
+	Datum		values[17];
+	bool		nulls[17];
 	int64		user;
-	bool		isnull;
 
-	LedgerPlan(&plan_tx_insert,
-			   "INSERT INTO aura.points_transactions (restaurant_id, customer_id, kind, points, "
-			   "balance_before, balance_after, source, reference, idempotency_key, reason, "
-			   "counterparty, expires_at, available_at, actor_role, actor_user, amount) "
-			   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) "
-			   "RETURNING id",
-			   16, types);
+	memset(nulls, 0, sizeof(nulls));
+	if (GetOuterUserId() != actor_oid)
+	{
+		strlcpy(actor, GetUserNameFromId(GetOuterUserId(), false), NAMEDATALEN);
+		actor_oid = GetOuterUserId();
+	}
 	values[0] = Int64GetDatum(p->restaurant_id);
 	values[1] = Int64GetDatum(p->customer_id);
 	values[2] = CStringGetTextDatum(LedgerKindName(p->kind));
@@ -603,74 +648,59 @@ InsertTransaction(LedgerPosting *p, Account *acc, int64 points, int64 before,
 	values[4] = Int64GetDatum(before);
 	values[5] = Int64GetDatum(before + points);
 	values[6] = CStringGetTextDatum(p->source);
-	if (p->reference)
-		values[7] = CStringGetTextDatum(p->reference);
-	else
-		nulls[7] = 'n';
-	if (p->idempotency_key)
-		values[8] = CStringGetTextDatum(p->idempotency_key);
-	else
-		nulls[8] = 'n';
-	if (p->reason)
-		values[9] = CStringGetTextDatum(p->reason);
-	else
-		nulls[9] = 'n';
+	nulls[7] = p->reference == NULL;
+	values[7] = nulls[7] ? (Datum) 0 : CStringGetTextDatum(p->reference);
+	nulls[8] = p->idempotency_key == NULL;
+	values[8] = nulls[8] ? (Datum) 0 : CStringGetTextDatum(p->idempotency_key);
+	nulls[9] = p->reason == NULL;
+	values[9] = nulls[9] ? (Datum) 0 : CStringGetTextDatum(p->reason);
 	values[10] = Int64GetDatum(p->counterparty);
-	if (!p->has_counterparty)
-		nulls[10] = 'n';
+	nulls[10] = !p->has_counterparty;
 	values[11] = TimestampTzGetDatum(expires_at);
-	if (!has_expiry)
-		nulls[11] = 'n';
+	nulls[11] = !has_expiry;
 	values[12] = TimestampTzGetDatum(available_at);
-	if (!has_available)
-		nulls[12] = 'n';
-	values[13] = CStringGetTextDatum(GetUserNameFromId(GetOuterUserId(), false));
-	if (AuraCurrentUser(&user))
-		values[14] = Int64GetDatum(user);
-	else
-		nulls[14] = 'n';
-	if (p->amount)
-		values[15] = NumericGetDatum(p->amount);
-	else
-		nulls[15] = 'n';
-	rc = SPI_execute_plan(plan_tx_insert, values, nulls, false, 0);
-	if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
-		elog(ERROR, "aura: ledger insert failed: %s", SPI_result_code_string(rc));
-	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	nulls[12] = !has_available;
+	values[13] = CStringGetTextDatum(actor);
+	nulls[14] = !AuraCurrentUser(&user);
+	values[14] = Int64GetDatum(user);
+	/* money of the row, as numeric(14,2) would store it */
+	nulls[15] = p->amount == NULL;
+	values[15] = nulls[15] ? (Datum) 0 :
+		DirectFunctionCall2(numeric, NumericGetDatum(p->amount), Int32GetDatum(((14 << 16) | 2) + VARHDRSZ));
+	values[16] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	return LedgerHeapInsert("points_transactions", 17, names, values, nulls);
 }
 
-/* write the account's figures back */
+/*
+ * UpdateAccount
+ *		Write the account's figures back to the row locked by LockAccount
+ *		(direct update, see ledger_heap.c; the figures were checked here).
+ */
 static void
 UpdateAccount(Account *acc)
 {
-	static const Oid types[10] = {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID,
-	NUMERICOID, INT8OID, TEXTOID, TIMESTAMPTZOID};
-	Datum		values[10];
-	char		nulls[11] = "          ";
-	int			rc;
+	static const char *const names[8] = {"balance", "pending", "lifetime_earned",
+	"lifetime_spent", "lifetime_spend_amount", "order_count", "tier", "tier_since"};
+	Datum		values[8];
+	bool		nulls[8];
 
-	LedgerPlan(&plan_acc_update,
-			   "UPDATE aura.loyalty_accounts SET balance = $3, pending = $4, lifetime_earned = $5, "
-			   "lifetime_spent = $6, lifetime_spend_amount = $7, order_count = $8, tier = $9, "
-			   "tier_since = $10 WHERE restaurant_id = $1 AND customer_id = $2",
-			   10, types);
-	values[0] = Int64GetDatum(acc->restaurant_id);
-	values[1] = Int64GetDatum(acc->customer_id);
-	values[2] = Int64GetDatum(acc->balance);
-	values[3] = Int64GetDatum(acc->pending);
-	values[4] = Int64GetDatum(acc->lifetime_earned);
-	values[5] = Int64GetDatum(acc->lifetime_spent);
-	values[6] = NumericGetDatum(acc->spend_amount);
-	values[7] = Int64GetDatum(acc->order_count);
-	values[8] = CStringGetTextDatum(acc->tier);
-	if (!acc->has_tier)
-		nulls[8] = 'n';
-	values[9] = TimestampTzGetDatum(acc->tier_since);
-	if (acc->tier_since == 0)
-		nulls[9] = 'n';
-	rc = SPI_execute_plan(plan_acc_update, values, nulls, false, 0);
-	if (rc != SPI_OK_UPDATE || SPI_processed != 1)
-		elog(ERROR, "aura: account update failed");
+	memset(nulls, 0, sizeof(nulls));
+	if (acc->pending < 0 || acc->lifetime_earned < 0 || acc->lifetime_spent < 0)
+		elog(ERROR, "aura: account figures out of range");
+	values[0] = Int64GetDatum(acc->balance);
+	values[1] = Int64GetDatum(acc->pending);
+	values[2] = Int64GetDatum(acc->lifetime_earned);
+	values[3] = Int64GetDatum(acc->lifetime_spent);
+	values[4] = DirectFunctionCall2(numeric, NumericGetDatum(acc->spend_amount),
+									Int32GetDatum(((14 << 16) | 2) + VARHDRSZ));
+	values[5] = Int64GetDatum(acc->order_count);
+	values[6] = CStringGetTextDatum(acc->tier);
+	nulls[6] = !acc->has_tier;
+	values[7] = TimestampTzGetDatum(acc->tier_since);
+	nulls[7] = acc->tier_since == 0;
+	/* the row may have been changed by this transaction since it was read */
+	CommandCounterIncrement();
+	LedgerHeapUpdate("loyalty_accounts", &acc->tid, 8, names, values, nulls);
 }
 
 /*
@@ -865,8 +895,9 @@ ApplyLocked(LedgerPosting *p, Account *acc, List **consumed, List *credit_lots)
 		{
 			ConsumedLot *c = lfirst(lc);
 
-			InsertLot(acc, txid, c->amount, c->amount, c->has_expiry, c->expires_at,
-					  c->available_at);
+			if (!MergeIntoLot(acc, c))
+				InsertLot(acc, txid, c->amount, c->amount, c->has_expiry, c->expires_at,
+						  c->available_at);
 		}
 	}
 
@@ -898,14 +929,14 @@ LedgerPost(LedgerPosting *p, bool *posted)
 
 	if (posted)
 		*posted = false;
-	if (p->idempotency_key && KeyLookup(p, &txid))
-		return txid;
 	if (!LockAccount(&acc, p->restaurant_id, p->customer_id, p->create_account))
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("customer " INT64_FORMAT " has no loyalty account in restaurant " INT64_FORMAT,
 						p->customer_id, p->restaurant_id),
 				 errhint("Accounts are created by their first earning.")));
+	if (p->idempotency_key && KeyLookup(p, &txid))
+		return txid;
 	if (p->skip_inactive && strcmp(acc.status, "active") != 0)
 		return 0;
 	CheckStatus(&acc, p);
@@ -1078,11 +1109,6 @@ aura_transfer_points(PG_FUNCTION_ARGS)
 	in.idempotency_key = NULL;
 
 	SPI_connect();
-	if (out.idempotency_key && KeyLookup(&out, &txid))
-	{
-		SPI_finish();
-		PG_RETURN_INT64(txid);
-	}
 	/* fixed order: the smaller customer id first */
 	if (out.customer_id < in.customer_id)
 	{
@@ -1099,6 +1125,11 @@ aura_transfer_points(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("customer " INT64_FORMAT " has no loyalty account in restaurant " INT64_FORMAT,
 						out.customer_id, out.restaurant_id)));
+	if (out.idempotency_key && KeyLookup(&out, &txid))
+	{
+		SPI_finish();
+		PG_RETURN_INT64(txid);
+	}
 	CheckStatus(&a_from, &out);
 	CheckStatus(&a_to, &in);
 	txid = ApplyLocked(&out, &a_from, &consumed, NIL);

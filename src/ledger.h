@@ -9,6 +9,7 @@
 #include "postgres.h"
 
 #include "executor/spi.h"
+#include "storage/itemptr.h"
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
 
@@ -59,7 +60,7 @@ typedef struct LedgerPosting
 
 /* SPI must be connected by the caller for all of these */
 extern int64 LedgerPost(LedgerPosting *p, bool *posted);
-extern void LedgerLockKey(int64 restaurant_id, const char *key);
+extern bool LedgerLockAccount(int64 restaurant_id, int64 customer_id);
 extern SPIPlanPtr LedgerPlan(SPIPlanPtr *slot, const char *sql, int nargs, const Oid *types);
 extern void LedgerEmitEvent(int64 restaurant_id, const char *event_type, const char *json);
 
@@ -71,5 +72,12 @@ extern const char *LedgerKindName(LedgerKind kind);
 /* inits of the loyalty files, called by LedgerInit */
 extern void TiersInit(void);
 extern void OrdersInit(void);
+extern void LedgerHeapInit(void);
+
+/* ledger_heap.c: direct insert into aura.points_transactions / points_lots */
+extern int64 LedgerHeapInsert(const char *table, int ncols, const char *const *names,
+							  const Datum *values, const bool *nulls);
+extern void LedgerHeapUpdate(const char *table, ItemPointer tid, int ncols,
+							 const char *const *names, const Datum *values, const bool *nulls);
 
 #endif							/* AURA_LEDGER_H */

@@ -9,8 +9,9 @@
  * status, order id) and carry the completed and reversed status values;
  * they are resolved once per statement and kept in fn_extra.  The order id
  * is the idempotency key ("order:<id>"), so a re-fired trigger or a repeated
- * update never posts twice.  Every order-related step first takes the
- * order's key lock, so a cancel racing a completion or a refund is
+ * update never posts twice.  Every order-related posting holds the
+ * customer's account lock while it reads what the order earned and what was
+ * reversed already, so a cancel racing a completion or a refund is
  * serialized per order.
  */
 #include "postgres.h"
@@ -316,6 +317,9 @@ OrderEarn(int64 restaurant_id, int64 customer_id, Numeric amount, const char *or
 	p.create_account = true;
 	p.skip_inactive = true;
 	p.amount = amount;
+	/* a negative amount earns nothing and adds no spend */
+	if (NumCmp(amount, int64_to_numeric(0)) < 0)
+		amount = int64_to_numeric(0);
 	p.spend_delta = amount;
 	p.order_delta = 1;
 	p.earn_base = DatumGetNumeric(DirectFunctionCall2(numeric_mul, NumericGetDatum(amount),
@@ -342,8 +346,16 @@ OrderReverse(int64 restaurant_id, const char *order_ref, Numeric refunded, Numer
 	int64		points;
 	int64		txid;
 
-	LedgerLockKey(restaurant_id, OrderKey(order_ref, ""));
 	OrderEarningGet(restaurant_id, order_ref, &oe);
+	if (oe.found)
+	{
+		/*
+		 * The account lock serializes everything done to this order (its
+		 * earning, refunds, cancellation); read the figures again under it.
+		 */
+		(void) LedgerLockAccount(restaurant_id, oe.customer_id);
+		OrderEarningGet(restaurant_id, order_ref, &oe);
+	}
 	if (!oe.found)
 	{
 		if (from_trigger)
@@ -510,7 +522,18 @@ IdValue(HeapTuple tup, TupleDesc desc, int att, Oid typ, int64 *out)
 			*out = DatumGetInt64(d);
 			break;
 		case NUMERICOID:
-			*out = DatumGetInt64(DirectFunctionCall1(numeric_int8, d));
+			{
+				Datum		fl = DirectFunctionCall1(numeric_floor, d);
+
+				if (numeric_is_nan(DatumGetNumeric(d)) ||
+					DatumGetInt32(DirectFunctionCall2(numeric_cmp, d, fl)) != 0)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("restaurant or customer id %s of an attached order is not a whole number",
+									DatumGetCString(DirectFunctionCall1(numeric_out, d))),
+							 errhint("Restaurant and customer ids of attached orders are whole numbers.")));
+				*out = DatumGetInt64(DirectFunctionCall1(numeric_int8, d));
+			}
 			break;
 		default:
 			elog(ERROR, "aura: unsupported id type %u", typ);

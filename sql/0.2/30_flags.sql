@@ -6,7 +6,7 @@
 -- all its brands, so they cannot carry a restaurant in their key: this part
 -- departs from the "restaurant_id NOT NULL first in the key" rule on purpose,
 -- and uses a surrogate id plus a unique index on (coalesce(restaurant_id, 0),
--- key).  Row-level security (policy flag_tenancy below, instead of
+-- key).  Row-level security (policies flag_read/flag_write below, instead of
 -- aura._enable_tenancy) keeps the tenant guarantees:
 --   * read:  rows of the restaurant in context, global rows, everything for
 --            aura_admin;
@@ -162,9 +162,16 @@ BEGIN
                              'flag_kill_switches', 'flag_history'] LOOP
         EXECUTE format('ALTER TABLE aura.%I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format('ALTER TABLE aura.%I FORCE ROW LEVEL SECURITY', t);
+        -- Two permissive policies: SELECT sees the global rows too; every
+        -- write (and the rows an UPDATE or DELETE may touch) is bounded by
+        -- flag_write alone, so a tenant can neither change, delete nor take
+        -- over (UPDATE ... SET restaurant_id) a global row.
         EXECUTE format(
-            'CREATE POLICY flag_tenancy ON aura.%I
-                USING (restaurant_id IS NULL OR restaurant_id = aura.current_restaurant() OR aura.is_admin())
+            'CREATE POLICY flag_read ON aura.%I FOR SELECT
+                USING (restaurant_id IS NULL OR restaurant_id = aura.current_restaurant() OR aura.is_admin())', t);
+        EXECUTE format(
+            'CREATE POLICY flag_write ON aura.%I
+                USING (restaurant_id = aura.current_restaurant() OR aura.is_admin())
                 WITH CHECK (restaurant_id = aura.current_restaurant() OR aura.is_admin())', t);
         EXECUTE format('SELECT pg_catalog.pg_extension_config_dump(%L, %L)', 'aura.' || t, '');
         EXECUTE format('SELECT pg_catalog.pg_extension_config_dump(%L, %L)', 'aura.' || t || '_id_seq', '');
@@ -196,8 +203,21 @@ BEGIN
         SELECT g.restaurant_id, true INTO parent_scope, found_parent
           FROM aura.flag_segments g WHERE g.id = (r ->> 'segment_id')::bigint;
     END IF;
-    -- an invisible parent leaves found_parent false; the foreign key or the
-    -- row-level check then refuses the row
+    -- A parent the caller cannot see (another restaurant's, or none) is
+    -- refused here: the foreign key check ignores row-level security, so it
+    -- would let a child of restaurant A hang under restaurant B's flag.  The
+    -- same error for "invisible" and "missing" reveals nothing about B.
+    -- (SELECT INTO without a row sets found_parent to NULL, not false)
+    found_parent := coalesce(found_parent, false);
+    IF NOT found_parent AND (r ->> 'flag_id' IS NOT NULL OR r ->> 'strategy_id' IS NOT NULL
+                             OR r ->> 'segment_id' IS NOT NULL) THEN
+        RAISE EXCEPTION '% refers to a flag, strategy or segment that does not exist', TG_TABLE_NAME
+            USING ERRCODE = 'foreign_key_violation',
+                  DETAIL = format('flag_id %s, strategy_id %s, segment_id %s.',
+                                  coalesce(r ->> 'flag_id', 'NULL'), coalesce(r ->> 'strategy_id', 'NULL'),
+                                  coalesce(r ->> 'segment_id', 'NULL')),
+                  HINT = 'Children are added to flags and segments of the restaurant in context (or global ones, by aura_admin).';
+    END IF;
     IF found_parent THEN
         NEW.restaurant_id := parent_scope;
     END IF;

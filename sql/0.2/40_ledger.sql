@@ -117,8 +117,8 @@ CREATE TABLE aura.tier_history (
 CREATE INDEX tier_history_customer ON aura.tier_history (restaurant_id, customer_id, id);
 COMMENT ON TABLE aura.tier_history IS 'Every tier change of a loyalty account.';
 
--- Events of the loyalty module (outbox): tier.changed, milestone.reached.
--- Kept until the notifications module's aura.emit_event takes them over.
+-- Event log of the loyalty module: tier.changed, milestone.reached.  Each
+-- event is also emitted through aura.emit_event (notifications) by ledger.c.
 CREATE TABLE aura.loyalty_events (
     restaurant_id   bigint NOT NULL,
     id              bigint GENERATED ALWAYS AS IDENTITY,
@@ -127,7 +127,7 @@ CREATE TABLE aura.loyalty_events (
     created_at      timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (restaurant_id, id)
 );
-COMMENT ON TABLE aura.loyalty_events IS 'Outbox of loyalty events (tier.changed, milestone.reached) for notifications and webhooks.';
+COMMENT ON TABLE aura.loyalty_events IS 'Log of loyalty events (tier.changed, milestone.reached); each is also emitted through aura.emit_event.';
 
 -- Milestone rules (consumed by the rewards module) and the customers who
 -- reached them.

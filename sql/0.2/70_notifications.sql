@@ -1519,7 +1519,7 @@ INSERT INTO aura.privilege_matrix (object, kind, role, privileges) VALUES
     ('aura.inbox', 'table', 'aura_staff', 'SELECT'),
     ('aura.inbox_id_seq', 'sequence', '-', ''),
     ('aura.inbox_unread(bigint)', 'function', 'aura_staff', 'EXECUTE'),
-    ('aura.jobs', 'table', 'aura_admin', 'DELETE,INSERT,SELECT,UPDATE'),
+    ('aura.jobs', 'table', 'aura_admin', 'UPDATE(enabled,every,next_run_at)'),
     ('aura.jobs', 'table', 'aura_manager', 'SELECT'),
     ('aura.mark_read(bigint, bigint[])', 'function', 'aura_staff', 'EXECUTE'),
     ('aura.notification_channels', 'table', 'aura_manager', 'DELETE,SELECT(channel,config,created_at,disabled_reason,enabled,failure_count,id,last_failure_at,last_success_at,name,restaurant_id),UPDATE(enabled)'),

@@ -124,7 +124,7 @@ BEGIN
             p_details ->> 'description', (p_details ->> 'impact_score')::numeric, value,
             (p_details ->> 'confidence')::numeric, etype, eid, fp, p_details ->> 'generated_by', observed, observed)
     RETURNING id INTO new_id;
-    INSERT INTO aura.insight_events (restaurant_id, event_type, data) VALUES (p_restaurant, 'insight.created',
+    PERFORM aura.emit_event(p_restaurant, 'insight.created',
         jsonb_build_object('insight_id', new_id, 'thread_id', th.id, 'domain', p_domain, 'type', p_type,
                            'severity', p_severity, 'title', p_title, 'occurrence_count', 1));
     RETURN new_id;

@@ -26,8 +26,7 @@ createdb "$small_db" >&2
 cleanup() {
     dropdb --if-exists "$small_db" >&2
     q -d "$big_db" -c "ALTER TABLE aura.insights RESET (autovacuum_enabled)" \
-      -c "ALTER TABLE aura.insight_threads RESET (autovacuum_enabled)" \
-      -c "ALTER TABLE aura.insight_events RESET (autovacuum_enabled)" >&2 || true
+      -c "ALTER TABLE aura.insight_threads RESET (autovacuum_enabled)" >&2 || true
 }
 trap cleanup EXIT
 q -d "$small_db" -c 'CREATE EXTENSION aura CASCADE' >&2 2>/dev/null
@@ -40,10 +39,9 @@ q -d "$big_db" -c "SELECT bench.grow_insights($big)" >/dev/null
 # the rolled-back batches leave dead rows: without this, autovacuum would
 # visit the small tables (20% dead) during the measurement but not the big ones
 for db in "$small_db" "$big_db"; do
-    q -d "$db" -c "VACUUM ANALYZE aura.insights, aura.insight_threads, aura.insight_events" \
+    q -d "$db" -c "VACUUM ANALYZE aura.insights, aura.insight_threads" \
       -c "ALTER TABLE aura.insights SET (autovacuum_enabled = false)" \
-      -c "ALTER TABLE aura.insight_threads SET (autovacuum_enabled = false)" \
-      -c "ALTER TABLE aura.insight_events SET (autovacuum_enabled = false)" >&2
+      -c "ALTER TABLE aura.insight_threads SET (autovacuum_enabled = false)" >&2
 done
 
 # Five rounds (QUICK: three); each round measures, in a fresh session per database (after a
