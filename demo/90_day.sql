@@ -45,6 +45,25 @@ SELECT count(*) FILTER (WHERE aura.flag_enabled('express-checkout', jsonb_build_
   FROM generate_series(100001, 105000) c;
 
 \echo
+\echo 'notifications first: insights (medium or more) to Slack and email, tier changes to the CRM webhook,'
+\echo 'all on local sinks; events are emitted in the transactions that cause them'
+ALTER SYSTEM SET aura.http_allow_hosts = '127.0.0.1';
+ALTER SYSTEM SET aura.notify_secret_key = 'demo-only-key';
+SELECT pg_reload_conf() \g /dev/null
+SELECT pg_sleep(0.3) \g /dev/null
+\setenv DEMO_SINK :sink_url
+\set r :trattoria
+\set domain 'trattoria-aurora.example'
+\ir day_channels.sql
+\set secret_a :hook_secret
+\set r :harbor
+\set domain 'harbor-grill.example'
+\ir day_channels.sql
+\setenv DEMO_SECRETS :secret_a,:hook_secret
+\! /usr/bin/python3 -c "import json, os, urllib.request; urllib.request.urlopen(urllib.request.Request(os.environ['DEMO_SINK'] + '/_control', json.dumps({'secrets': os.environ['DEMO_SECRETS'].split(',')}).encode()))"
+SELECT coalesce(max(id), 0) AS outbox_before FROM aura.notifications \gset
+SELECT set_config('demo.outbox_before', :'outbox_before', false) \g /dev/null
+\echo
 \echo '[3/7] the application''s orders table, attached to aura''s order trigger; 90 days of orders arrive ...'
 CREATE TABLE orders (
     id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -85,7 +104,8 @@ SELECT r.name AS restaurant, count(*) AS upgrades,
 SELECT EXISTS (SELECT 1 FROM pg_proc WHERE proname = 'issue_reward'
                                        AND pronamespace = 'aura'::regnamespace) AS has_rewards \gset
 \if :has_rewards
-\echo '[5/7] rewards: aura.issue_reward exists, but this demo does not play rewards and campaigns yet (skipped)'
+\echo '[5/7] rewards: the default catalog and a thank-you campaign for Gold and Platinum members'
+\ir day_rewards.sql
 \else
 \echo '[5/7] rewards and campaigns: skipped (aura.issue_reward is not in this build: the rewards module is not merged yet)'
 \endif
@@ -95,7 +115,6 @@ SELECT EXISTS (SELECT 1 FROM pg_proc WHERE proname = 'issue_reward'
 SELECT aura.register_orders_source('orders', 'restaurant_id', 'location_id', 'total', 'created_at', 'customer_id') \g /dev/null
 -- the group compares each day with the same weekday of the last 4 weeks (default 8)
 UPDATE aura.insight_detectors SET settings = settings || '{"weeks": 4}' WHERE name = 'sales_anomalies';
-SELECT coalesce(max(id), 0) AS insight_events_before FROM aura.insight_events \gset
 SELECT d.detector, sum(d.insights) AS insights, bool_and(d.ok) AS all_ok
   FROM generate_series(:'today'::timestamptz - interval '3 days', :'today'::timestamptz, interval '1 day') AS a(as_of),
        LATERAL aura.generate_insights(NULL, a.as_of + interval '7 hours') d
@@ -109,40 +128,12 @@ SELECT r.name AS restaurant, t.max_severity AS severity, t.insight_count AS insi
   FROM aura.insight_threads t JOIN aura.restaurants r ON r.id = t.restaurant_id
  WHERE EXISTS (SELECT 1 FROM aura.insights i WHERE i.thread_id = t.id AND i.restaurant_id = t.restaurant_id
                   AND i.generated_by LIKE 'detector:%')
+   AND t.restaurant_id IN (:trattoria, :harbor) AND t.last_seen >= :'today'::timestamptz - interval '4 days'
  ORDER BY r.id, t.first_seen, t.id;
 
 \echo
-\echo '[7/7] notifications: insights to Slack and email, Platinum upgrades to the CRM webhook'
-ALTER SYSTEM SET aura.http_allow_hosts = '127.0.0.1';
-ALTER SYSTEM SET aura.notify_secret_key = 'demo-only-key';
-SELECT pg_reload_conf() \g /dev/null
-SELECT pg_sleep(0.3) \g /dev/null
-\setenv DEMO_SINK :sink_url
-\set r :trattoria
-\set domain 'trattoria-aurora.example'
-\ir day_channels.sql
-\set secret_a :hook_secret
-\set r :harbor
-\set domain 'harbor-grill.example'
-\ir day_channels.sql
-\setenv DEMO_SECRETS :secret_a,:hook_secret
-\! /usr/bin/python3 -c "import json, os, urllib.request; urllib.request.urlopen(urllib.request.Request(os.environ['DEMO_SINK'] + '/_control', json.dumps({'secrets': os.environ['DEMO_SECRETS'].split(',')}).encode()))"
-SELECT coalesce(max(id), 0) AS outbox_before FROM aura.notifications \gset
-SELECT set_config('demo.outbox_before', :'outbox_before', false) \g /dev/null
--- the insights and loyalty modules keep their events in their own outboxes for now
--- (aura.insight_events, aura.loyalty_events): the day hands them to aura.emit_event
-SELECT count(aura.emit_event(e.restaurant_id, e.event_type, e.data || jsonb_build_object(
-           'description', (SELECT i.description FROM aura.insights i
-                            WHERE i.restaurant_id = e.restaurant_id AND i.id = (e.data ->> 'insight_id')::bigint))))
-       AS insight_events_emitted,
-       count(*) FILTER (WHERE aura._severity_rank(e.data ->> 'severity') >= 3) AS medium_or_more
-  FROM aura.insight_events e
- WHERE e.id > :insight_events_before AND e.restaurant_id IN (:trattoria, :harbor);
-SELECT count(aura.emit_event(e.restaurant_id, e.event_type, e.data)) AS platinum_upgrades_emitted
-  FROM aura.loyalty_events e
- WHERE e.event_type = 'tier.changed' AND e.data ->> 'new_tier' = 'Platinum'
-   AND (e.data ->> 'customer_id')::bigint > 100000;
-\echo 'waiting for the dispatcher to deliver them (at most 20 s) ...'
+\echo '[7/7] notifications: what the day''s events sent'
+\echo 'waiting for the dispatcher to deliver everything (at most 20 s) ...'
 DO $$
 DECLARE
     deadline timestamptz := clock_timestamp() + interval '20 seconds';
@@ -155,9 +146,9 @@ BEGIN
         PERFORM pg_sleep(0.2);
     END LOOP;
 END $$;
-\echo 'the outbox since then (with the module demos'' rules and webhooks, if they ran):'
-SELECT channel, status, count(*) AS messages, max(attempts) AS max_attempts
-  FROM aura.notifications WHERE id > :outbox_before GROUP BY 1, 2 ORDER BY 1, 2;
+\echo 'the outbox of the day (with the module demos'' rules and webhooks, if they ran):'
+SELECT event_type, channel, status, count(*) AS messages, max(attempts) AS max_attempts
+  FROM aura.notifications WHERE id > :outbox_before GROUP BY 1, 2, 3 ORDER BY 1, 2, 3;
 \echo 'what the local sinks received:'
 SELECT 'http' AS sink, split_part(r ->> 'path', '/', 2) AS kind, count(*) AS received,
        CASE WHEN split_part(r ->> 'path', '/', 2) = 'hooks' THEN count(*) FILTER (WHERE (r ->> 'sig_ok')::boolean) END AS signature_ok,
