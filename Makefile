@@ -56,6 +56,11 @@ demo:
 bench:
 	@bash test/run.sh bench
 
+# Debian package postgresql-15-aura (debhelper) of the committed tree.
+.PHONY: deb
+deb:
+	@bash test/deb-build.sh
+
 # PGXN release zip of the committed tree, after checking META.json.
 .PHONY: dist
 dist:

@@ -12,8 +12,10 @@
  * remaining <= amount), so the row goes straight to the table and its
  * indexes (ExecInsertIndexTuples: unique keys are still enforced, partial
  * index predicates respected).  Nothing else is skipped: the tables have no
- * row triggers on INSERT, no foreign keys, and aura's SECURITY DEFINER
- * functions bypass row-level security anyway.
+ * foreign keys, and aura's SECURITY DEFINER functions bypass row-level
+ * security anyway.  Row triggers are never skipped: a write to a table that
+ * has them goes through the executor (InsertThroughExecutor,
+ * UpdateThroughExecutor) with a kept plan.
  */
 #include "postgres.h"
 
@@ -27,6 +29,10 @@
 #include "catalog/namespace.h"
 #include "commands/sequence.h"
 #include "executor/executor.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+#include "utils/rel.h"
 #include "nodes/makefuncs.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -88,6 +94,79 @@ Target(const char *name)
 	}
 	elog(ERROR, "aura: no direct insert into %s", name);
 	return NULL;
+}
+
+/*
+ * InsertThroughExecutor
+ *		Insert the row built in slot with an SQL statement, for tables with
+ *		row triggers on INSERT (e.g. the rewards module's reversal trigger on
+ *		points_transactions): the executor fires them, which the direct path
+ *		would skip.  One kept plan per table; the caller is connected to SPI.
+ */
+#define MAX_INSERT_PLANS 4
+static void
+InsertThroughExecutor(Relation rel, const char *table, TupleTableSlot *slot)
+{
+	static Oid	plan_relid[MAX_INSERT_PLANS];
+	static SPIPlanPtr plans[MAX_INSERT_PLANS];
+	TupleDesc	desc = RelationGetDescr(rel);
+	Oid			relid = RelationGetRelid(rel);
+	SPIPlanPtr	plan = NULL;
+	Datum	   *args = palloc(sizeof(Datum) * desc->natts);
+	char	   *argnulls = palloc(desc->natts + 1);
+	int			nargs = 0;
+	int			i;
+	int			k;
+	int			rc;
+
+	for (k = 0; k < MAX_INSERT_PLANS && plans[k] != NULL; k++)
+		if (plan_relid[k] == relid)
+		{
+			plan = plans[k];
+			break;
+		}
+	if (plan == NULL)
+	{
+		StringInfoData sql;
+		StringInfoData vals;
+		Oid		   *types = palloc(sizeof(Oid) * desc->natts);
+
+		if (k >= MAX_INSERT_PLANS)
+			elog(ERROR, "aura: too many tables written through the executor");
+		initStringInfo(&sql);
+		initStringInfo(&vals);
+		appendStringInfo(&sql, "INSERT INTO aura.%s (", quote_identifier(table));
+		for (i = 0; i < desc->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, i);
+
+			if (att->attisdropped)
+				continue;
+			types[nargs] = att->atttypid;
+			appendStringInfo(&sql, "%s%s", nargs ? ", " : "", quote_identifier(NameStr(att->attname)));
+			appendStringInfo(&vals, "%s$%d", nargs ? ", " : "", nargs + 1);
+			nargs++;
+		}
+		appendStringInfo(&sql, ") OVERRIDING SYSTEM VALUE VALUES (%s)", vals.data);
+		plan = SPI_prepare(sql.data, nargs, types);
+		if (plan == NULL || SPI_keepplan(plan) != 0)
+			elog(ERROR, "aura: could not prepare the insert into aura.%s", table);
+		plans[k] = plan;
+		plan_relid[k] = relid;
+		nargs = 0;
+	}
+	for (i = 0; i < desc->natts; i++)
+	{
+		if (TupleDescAttr(desc, i)->attisdropped)
+			continue;
+		args[nargs] = slot->tts_values[i];
+		argnulls[nargs] = slot->tts_isnull[i] ? 'n' : ' ';
+		nargs++;
+	}
+	argnulls[nargs] = '\0';
+	rc = SPI_execute_plan(plan, args, argnulls, false, 0);
+	if (rc != SPI_OK_INSERT || SPI_processed != 1)
+		elog(ERROR, "aura: insert into aura.%s failed", table);
 }
 
 /*
@@ -162,6 +241,11 @@ LedgerHeapInsert(const char *table, int ncols, const char *const *names,
 				 NameStr(TupleDescAttr(desc, i)->attname), table);
 	ExecStoreVirtualTuple(slot);
 
+	if (rel->trigdesc && (rel->trigdesc->trig_insert_before_row ||
+						  rel->trigdesc->trig_insert_after_row))
+		InsertThroughExecutor(rel, table, slot);
+	else
+	{
 	simple_table_tuple_insert(rel, slot);
 	if (rri->ri_NumIndices > 0)
 	{
@@ -172,6 +256,7 @@ LedgerHeapInsert(const char *table, int ncols, const char *const *names,
 #endif
 
 		list_free(r);
+	}
 	}
 	ExecCloseIndices(rri);
 	ExecResetTupleTable(estate->es_tupleTable, false);
@@ -186,6 +271,70 @@ LedgerHeapInsert(const char *table, int ncols, const char *const *names,
  *		caller has locked FOR UPDATE and read with a fresh snapshot), and
  *		maintain the indexes unless the update is HOT.
  */
+/*
+ * UpdateThroughExecutor
+ *		The same update as an SQL statement, for tables with row triggers on
+ *		UPDATE (e.g. the rewards module's trigger on loyalty_accounts): the
+ *		executor fires them, which the direct path would skip.  One kept plan
+ *		per table; the caller is connected to SPI.
+ */
+static void
+UpdateThroughExecutor(Relation rel, const char *table, ItemPointer tid, int ncols,
+					  const char *const *names, const Datum *values, const bool *nulls)
+{
+	static char planned_for[NAMEDATALEN];
+	static SPIPlanPtr plan = NULL;
+	TupleDesc	desc = RelationGetDescr(rel);
+	Datum	   *args = palloc(sizeof(Datum) * (ncols + 1));
+	char	   *argnulls = palloc(ncols + 2);
+	int			i;
+	int			rc;
+	bool		isnull;
+
+	if (plan == NULL || strcmp(planned_for, table) != 0)
+	{
+		StringInfoData sql;
+		Oid		   *types = palloc(sizeof(Oid) * (ncols + 1));
+
+		initStringInfo(&sql);
+		appendStringInfo(&sql, "UPDATE aura.%s SET ", quote_identifier(table));
+		for (i = 0; i < ncols; i++)
+		{
+			int			a;
+
+			types[i] = InvalidOid;
+			for (a = 0; a < desc->natts; a++)
+				if (!TupleDescAttr(desc, a)->attisdropped &&
+					strcmp(NameStr(TupleDescAttr(desc, a)->attname), names[i]) == 0)
+					types[i] = TupleDescAttr(desc, a)->atttypid;
+			if (!OidIsValid(types[i]))
+				elog(ERROR, "aura: column %s of aura.%s is missing", names[i], table);
+			appendStringInfo(&sql, "%s%s = $%d", i ? ", " : "", quote_identifier(names[i]), i + 1);
+		}
+		types[ncols] = TIDOID;
+		appendStringInfo(&sql, " WHERE ctid = $%d RETURNING ctid", ncols + 1);
+		if (plan)
+			SPI_freeplan(plan);
+		plan = SPI_prepare(sql.data, ncols + 1, types);
+		if (plan == NULL || SPI_keepplan(plan) != 0)
+			elog(ERROR, "aura: could not prepare the update of aura.%s", table);
+		strlcpy(planned_for, table, sizeof(planned_for));
+	}
+	for (i = 0; i < ncols; i++)
+	{
+		args[i] = values[i];
+		argnulls[i] = nulls[i] ? 'n' : ' ';
+	}
+	args[ncols] = PointerGetDatum(tid);
+	argnulls[ncols] = ' ';
+	argnulls[ncols + 1] = '\0';
+	rc = SPI_execute_plan(plan, args, argnulls, false, 0);
+	if (rc != SPI_OK_UPDATE_RETURNING || SPI_processed != 1)
+		elog(ERROR, "aura: update of a locked row of aura.%s failed", table);
+	*tid = *(ItemPointer) DatumGetPointer(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+}
+
 void
 LedgerHeapUpdate(const char *table, ItemPointer tid, int ncols, const char *const *names,
 				 const Datum *values, const bool *nulls)
@@ -205,6 +354,13 @@ LedgerHeapUpdate(const char *table, ItemPointer tid, int ncols, const char *cons
 	if (!OidIsValid(relid))
 		elog(ERROR, "aura: table aura.%s is missing", table);
 	rel = table_open(relid, RowExclusiveLock);
+	if (rel->trigdesc && (rel->trigdesc->trig_update_before_row ||
+						  rel->trigdesc->trig_update_after_row))
+	{
+		UpdateThroughExecutor(rel, table, tid, ncols, names, values, nulls);
+		table_close(rel, NoLock);
+		return;
+	}
 	desc = RelationGetDescr(rel);
 	natts = desc->natts;
 	repl_values = palloc0(sizeof(Datum) * natts);

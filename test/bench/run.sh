@@ -37,17 +37,36 @@ trap '"$PG_BIN/pg_ctl" -D "$B/data" -m fast -w stop >/dev/null 2>&1' EXIT
 psql -X -q -c 'CREATE EXTENSION aura CASCADE' 2>/dev/null
 
 : >"$B/figures.jsonl"
+# a scenario that hangs must not hold up the others: QUICK scenarios are meant
+# to take < 30 s each, full ones a few minutes (override: BENCH_TIMEOUT=seconds)
+limit=${BENCH_TIMEOUT:-$([ -n "$QUICK" ] && echo 90 || echo 900)}
+bench_start=$SECONDS
 for s in test/bench/scenarios/[0-9]*.sh; do
     [ -e "$s" ] || continue
     echo "== $(basename "$s")"
-    if ! bash "$s" 2>>"$B/scenarios.log" | tee -a "$B/figures.jsonl" | sed 's/^/   /'; then
-        echo "   (scenario failed; see tmp_check/bench/scenarios.log)"
+    t0=$SECONDS
+    echo "== $(basename "$s")" >>"$B/scenarios.log"
+    timeout --kill-after=10 "$limit" bash "$s" 2>>"$B/scenarios.log" | tee -a "$B/figures.jsonl" | sed 's/^/   /'
+    rc=${PIPESTATUS[0]}
+    if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+        echo "   (scenario stopped after ${limit} s; see tmp_check/bench/scenarios.log)"
+    elif [ "$rc" != 0 ]; then
+        echo "   (scenario failed with status $rc; see tmp_check/bench/scenarios.log)"
     fi
+    echo "   ($(( SECONDS - t0 )) s)"
 done
+echo "== scenarios took $(( SECONDS - bench_start )) s"
 
 python3 - "$B/figures.jsonl" test/bench/results <<'PY'
 import json, platform, os, sys, datetime, subprocess
-rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip().startswith('{')]
+rows = []
+for l in open(sys.argv[1]):
+    if not l.strip().startswith('{'):
+        continue
+    try:
+        rows.append(json.loads(l))
+    except ValueError:
+        print('not a figure (bad JSON from a scenario):', l.strip()[:200], file=sys.stderr)
 def fmt(v):
     return '-' if v is None else (f'{v:,.0f}' if abs(v) >= 100 else f'{v:,.3g}')
 lines = ['| scenario | unit | aura | baseline | ratio | target | met |',
@@ -57,7 +76,7 @@ for r in rows:
     ratio = r.get('ratio') or (a / b if a and b else None)
     r['ratio'] = ratio
     lines.append('| %s | %s | %s | %s%s | %s | %s | %s |' % (
-        r['scenario'], r.get('unit', ''), fmt(a), fmt(b),
+        r.get('scenario', '?'), r.get('unit', ''), fmt(a), fmt(b),
         f" ({r['baseline_name']})" if r.get('baseline_name') else '',
         '-' if ratio is None else f'{ratio:.2f}x', r.get('target', ''),
         {True: 'yes', False: 'NO', None: '-'}[r.get('met')]))

@@ -95,6 +95,20 @@ $node->safe_psql('postgres', qq{
             PERFORM aura.rate_insight(iid, 'useful', m || ' rating');
             PERFORM aura.record_insight_action(iid, 'viewed', jsonb_build_object('marker', m));
             PERFORM aura.generate_insights(r);
+            -- rewards: the default templates, a reward issued and redeemed, a
+            -- bulk run (progress row), a campaign run, the analytics rollup
+            PERFORM aura.install_default_rewards(r);
+            SELECT id INTO tid FROM aura.reward_templates
+             WHERE restaurant_id = r AND points_cost = 0 AND active
+               AND type IN ('percentage_discount', 'fixed_discount') AND eligible_tiers = '{}'
+             ORDER BY id LIMIT 1;
+            rw := aura.issue_reward(r, r, tid, 'manual', NULL, m || '-reward');
+            PERFORM aura.redeem_reward(rw.code, m || '-order', 100, r, m || '-redeem');
+            PERFORM aura.issue_rewards_bulk(tid, ARRAY[r]);
+            INSERT INTO aura.reward_campaigns (restaurant_id, name, template_id, target, status)
+                VALUES (r, m || ' campaign', tid, jsonb_build_object('customer_ids', jsonb_build_array(r)), 'active');
+            PERFORM aura.run_campaign((SELECT max(id) FROM aura.reward_campaigns WHERE restaurant_id = r));
+            PERFORM aura.refresh_reward_analytics();
             -- notifications: an in-app channel and a rule (inbox, rule match), a
             -- webhook to a closed port, no retries (outbox, one delivery attempt)
             PERFORM aura.set_notification_channel(m || '_inapp', 'in_app', '{}');
