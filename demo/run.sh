@@ -49,13 +49,14 @@ SMTP_PID=$!
 # DEMO=day: only the foundation and the restaurant's day (demo/90_day.sql)
 scripts=(demo/[0-9]*.sql)
 [ "${DEMO:-}" = day ] && scripts=(demo/00_*.sql demo/90_day.sql)
-rc=0
+rc=0; failed=()
 for f in "${scripts[@]}"; do
     step "$(sed -n '1s/^-- *//p' "$f")"
     "$PG_BIN/psql" -U postgres -X -q -v ON_ERROR_STOP=1 -P pager=off \
         -v sink_url="http://127.0.0.1:$SINK_PORT" -v sink_log="$DEMO_DIR/sink.log" \
-        -v smtp_port="$SMTP_PORT" -v smtp_log="$DEMO_DIR/smtp.log" -f "$f" || { rc=1; break; }
+        -v smtp_port="$SMTP_PORT" -v smtp_log="$DEMO_DIR/smtp.log" -f "$f" || { rc=1; failed+=("$f"); }
 done
+[ $rc = 0 ] || printf '\n\033[1;31mFAILED: %s (the demos after it ran on regardless)\033[0m\n' "${failed[*]}"
 
 if [ -n "${KEEP:-}" ]; then
     step "the cluster keeps running"
