@@ -5,6 +5,9 @@ SELECT id AS trattoria FROM aura.restaurants WHERE name = 'Trattoria Aurora' \gs
 SELECT id AS centro FROM aura.locations WHERE restaurant_id = :trattoria AND name = 'Centro' \gset
 SELECT id AS mare FROM aura.locations WHERE restaurant_id = :trattoria AND name = 'Mare' \gset
 SELECT aura.set_context(:trattoria, NULL, 1);
+-- the settings demo shortened Trattoria's thread window to 36 hours; weekly
+-- repeats thread under the default window of 7 days
+SELECT aura.reset_setting('insights.thread_window', 'restaurant', :trattoria, 'insights demo: default window') IS NOT NULL AS thread_window_reset \gset
 \echo 'Insight events (insight.created, insight.escalated) go to notification rules; high and critical ones to the in-app inbox:'
 SELECT aura.set_notification_rule('insight alerts', '{insight.*}', '[{"channel": "app"}]', 'high') AS rule_id;
 
