@@ -1492,10 +1492,9 @@ INSERT INTO aura.jobs (name, fn, every) VALUES
 INSERT INTO aura.jobs (name, fn, every, next_run_at) VALUES
     ('award_birthdays', 'aura.award_birthdays', '1 day', date_trunc('day', now(), 'UTC') + interval '1 day 5 minutes'),
     ('expire_points', 'aura.expire_points', '1 day', date_trunc('day', now(), 'UTC') + interval '1 day 3 hours'),
-    ('review_tiers', 'aura.review_tiers', '1 day', date_trunc('day', now(), 'UTC') + interval '1 day 3 hours 30 minutes'),
-    ('expire_insights', 'aura.expire_insights', '1 hour', date_trunc('hour', now()) + interval '1 hour'),
-    -- detectors keep their own schedules (run_detectors runs only the due ones)
-    ('run_detectors', 'aura.run_detectors', '15 minutes', date_trunc('hour', now()) + interval '1 hour');
+    ('review_tiers', 'aura.review_tiers', '1 day', date_trunc('day', now(), 'UTC') + interval '1 day 3 hours 30 minutes');
+-- (the insights and rewards parts register their own jobs: insight_expiry,
+-- insight_detectors, reward_*)
 
 CREATE FUNCTION aura.worker_status()
     RETURNS TABLE (pid int, started timestamptz, last_loop timestamptz, queue_depth bigint, in_flight int,

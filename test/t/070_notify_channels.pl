@@ -173,24 +173,26 @@ ok(wait_for(sub { sql("SELECT bool_and(status = 'delivered') FROM aura.notificat
 sql("CREATE FUNCTION aura.test_job_fail() RETURNS int LANGUAGE plpgsql AS \$\$BEGIN RAISE EXCEPTION 'job exploded'; END\$\$;
      CREATE TABLE public.job_runs (at timestamptz DEFAULT now());
      CREATE FUNCTION aura.test_job_ok() RETURNS int LANGUAGE sql AS \$\$INSERT INTO public.job_runs DEFAULT VALUES RETURNING 1\$\$;
+     CREATE FUNCTION aura.test_job_rows() RETURNS SETOF int LANGUAGE sql AS \$\$SELECT generate_series(1, 3)\$\$;
      INSERT INTO aura.jobs (name, fn, every) VALUES ('a_fails', 'aura.test_job_fail', '1 second'),
-                                                  ('b_works', 'aura.test_job_ok', '1 second');
+                                                  ('b_works', 'aura.test_job_ok', '1 second'),
+                                                  ('c_rows', 'aura.test_job_rows', '1 second');
      UPDATE aura.jobs SET next_run_at = now()
-      WHERE name IN ('award_birthdays', 'expire_points', 'review_tiers', 'expire_insights', 'run_detectors')");
+      WHERE name IN ('award_birthdays', 'expire_points', 'review_tiers', 'insight_expiry', 'insight_detectors')");
 ok(wait_for(sub { sql("SELECT count(*) FROM public.job_runs") >= 2 }, 20),
     'a job runs, and runs again, although the job before it fails every time');
 is(sql("SELECT last_ok, last_error, failures >= 1 FROM aura.jobs WHERE name = 'a_fails'"), 'f|job exploded|t',
     'the failure is recorded in the job row');
 ok(wait_for(sub { sql("SELECT count(*) FROM aura.jobs WHERE runs >= 1 AND name IN ('award_birthdays', 'expire_points',
-                       'review_tiers', 'expire_insights', 'run_detectors')") eq '5' }, 20),
+                       'review_tiers', 'insight_expiry', 'insight_detectors')") eq '5' }, 20),
     'the five periodic functions of ledger and insights ran as jobs');
 is(sql("SELECT string_agg(name || ':' || last_ok || ':' || coalesce(last_error, '') || ':' || (next_run_at > now() + every / 2), ' ' ORDER BY name)
-          FROM aura.jobs WHERE name IN ('award_birthdays', 'expire_points', 'review_tiers', 'expire_insights', 'run_detectors')"),
-   'award_birthdays:true::true expire_insights:true::true expire_points:true::true review_tiers:true::true run_detectors:true::true',
+          FROM aura.jobs WHERE name IN ('award_birthdays', 'expire_points', 'review_tiers', 'insight_expiry', 'insight_detectors')"),
+   'award_birthdays:true::true expire_points:true::true insight_detectors:true::true insight_expiry:true::true review_tiers:true::true',
    'each succeeded and is scheduled one interval later');
-like(sql("SELECT last_result FROM aura.jobs WHERE name = 'run_detectors'"), qr/^\d+ rows$/,
+like(sql("SELECT last_result FROM aura.jobs WHERE name = 'c_rows'"), qr/^3 rows$/,
     'a set-returning job records its row count');
-sql("UPDATE aura.jobs SET enabled = false WHERE name IN ('a_fails', 'b_works')");
+sql("UPDATE aura.jobs SET enabled = false WHERE name IN ('a_fails', 'b_works', 'c_rows')");
 
 my $st = sql("SELECT pid > 0, sent > 0, failed > 0, loops > 0, in_flight = 0 FROM aura.worker_status()");
 is($st, 't|t|t|t|t', 'worker_status reports pid, counters and loop');
