@@ -8,7 +8,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BENCH=$PWD
-N=${N:-$([ -n "${QUICK:-}" ] && echo 200000 || echo 2000000)}
+N=${N:-$([ -n "${QUICK:-}" ] && echo 1000000 || echo 4000000)}
 NPL=$((N / 20))                      # PL/pgSQL is far slower: fewer rows
 NDIFF=$([ -n "${QUICK:-}" ] && echo 10000 || echo 100000)
 TMP=$(mktemp -d)
@@ -107,23 +107,30 @@ n, npl = int(sys.argv[1]), int(sys.argv[2])
 bare, aura, bare_pl, plpgsql = map(float, sys.argv[3:7])
 same, node_rate, diff = int(sys.argv[7]), sys.argv[8], sys.argv[9]
 clock = 'CPU time' if sys.argv[10].endswith('cpu_seconds') else 'wall time'
-net = max(aura - bare, 1e-9)
-aura_rate = n / net
+net = aura - bare
+# a difference inside the timer's noise is not a measurement: report none
+# rather than an absurd rate (raise N to measure)
+measurable = net > 0.005 and net > 0.01 * bare
+aura_rate = n / net if measurable else None
 pl_rate = npl / max(plpgsql - bare_pl, 1e-9)
+def r(v):
+    return None if v is None else round(v)
 print(json.dumps({"scenario": "flag_enabled, flexibleRollout + 2 constraints, context per row",
-                  "unit": "evaluations/s of %s (net of the bare loop)" % clock, "aura": round(aura_rate),
+                  "unit": "evaluations/s of %s (net of the bare loop)" % clock, "aura": r(aura_rate),
                   "baseline": round(pl_rate), "baseline_name": "PL/pgSQL evaluator",
-                  "target": ">= 1,000,000/s (<= 1 us above the loop)", "met": aura_rate >= 1e6,
+                  "target": ">= 1,000,000/s (<= 1 us above the loop)",
+                  "met": None if aura_rate is None else aura_rate >= 1e6,
+                  "note": None if measurable else "aura's cost is inside the timer's noise at this N; raise N",
                   "aura_us_per_eval": round(net / n * 1e6, 3), "plpgsql_disagreements": same}))
 if node_rate:
     nr = float(node_rate)
     print(json.dumps({"scenario": "flag_enabled vs Node unleash-client (offline, in its process)",
-                      "unit": "evaluations/s of %s" % clock, "aura": round(aura_rate), "baseline": round(nr),
+                      "unit": "evaluations/s of %s" % clock, "aura": r(aura_rate), "baseline": round(nr),
                       "baseline_name": "unleash-client (Node)", "target": "aura faster per evaluation",
-                      "met": aura_rate > nr}))
+                      "met": None if aura_rate is None else aura_rate > nr}))
 else:
     print(json.dumps({"scenario": "flag_enabled vs Node unleash-client", "unit": "evaluations/s",
-                      "aura": round(aura_rate), "baseline": None, "baseline_name": "unleash-client (Node): not available",
+                      "aura": r(aura_rate), "baseline": None, "baseline_name": "unleash-client (Node): not available",
                       "target": "aura faster per evaluation", "met": None}))
 if diff:
     d = json.loads(diff)
