@@ -1228,13 +1228,13 @@ ApiKeysInit(void)
 	DefineCustomStringVariable("aura.api_key_secret_file",
 							   "File holding the secret API key hashes are keyed with (hex or base64, >= 32 bytes).",
 							   "Read once per server process; change it with a restart.",
-							   &secret_file, "", AURA_PGC_POSTMASTER,
+							   &secret_file, "", PGC_SIGHUP,
 							   GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
 							   NULL, NULL, NULL);
 	DefineCustomStringVariable("aura.api_key_secret_command",
 							   "Command printing the API key hashing secret (used when no file is set).",
 							   "Read once per server process; change it with a restart.",
-							   &secret_command, "", AURA_PGC_POSTMASTER,
+							   &secret_command, "", PGC_SIGHUP,
 							   GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
 							   NULL, NULL, NULL);
 	DefineCustomIntVariable("aura.api_key_failure_threshold",
@@ -1242,14 +1242,18 @@ ApiKeysInit(void)
 							NULL,
 							&failure_threshold, 20, 0, 1000000, PGC_SIGHUP, 0,
 							NULL, NULL, NULL);
+	/*
+	 * The rest exists only when preloaded: a PGC_POSTMASTER variable cannot
+	 * be defined by a library loaded later.  (The secret GUCs are SIGHUP for
+	 * the same reason; each process still reads the secret once.)
+	 */
+	if (!process_shared_preload_libraries_in_progress)
+		return;
 	DefineCustomIntVariable("aura.api_key_rate_slots",
 							"API keys whose rate limits are tracked in shared memory.",
 							"Keys beyond this are limited per backend.",
 							&rate_slots, 10000, 100, 10000000, AURA_PGC_POSTMASTER, 0,
 							NULL, NULL, NULL);
-
-	if (!process_shared_preload_libraries_in_progress)
-		return;
 #if PG_VERSION_NUM >= 150000
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = KeysShmemRequest;
