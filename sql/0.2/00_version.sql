@@ -1,6 +1,6 @@
 -- aura 0.2 upgrade parts are concatenated in file-name order by make.
 -- Conventions for every part (see ../shared/DESIGN.md section 4):
---   * tenant tables call aura._enable_tenancy(...) and pg_extension_config_dump;
+--   * tenant tables call aura._register_tenant_table(...) (RLS + pg_dump, 06_tenancy.sql);
 --   * SECURITY DEFINER functions pin search_path and check the tenant themselves;
 --   * each module registers its deployment_check items in aura.deployment_items;
 --   * privileges are granted explicitly; 99_privileges.sql strips PUBLIC.

@@ -16,3 +16,4 @@ $$;
 COMMENT ON FUNCTION aura._append_only() IS 'Trigger function: rejects UPDATE, DELETE and TRUNCATE on append-only tables.';
 
 -- aura.privilege_matrix: see 05_privilege_matrix.sql.
+

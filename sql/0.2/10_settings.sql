@@ -36,7 +36,6 @@ CREATE FUNCTION aura._setting_definition_check() RETURNS trigger
     AS 'MODULE_PATHNAME', 'aura_setting_definition_check';
 COMMENT ON FUNCTION aura._setting_definition_check() IS 'Row trigger: a definition''s rules are consistent and its default satisfies them (stored canonically).';
 
-
 -- Catalog --------------------------------------------------------------------
 CREATE TABLE aura.setting_groups (
     name        text PRIMARY KEY CHECK (name ~ '^[a-z][a-z0-9_]{0,62}$'),
@@ -128,7 +127,7 @@ COMMENT ON TABLE aura.setting_values IS 'Setting values of a restaurant, one of 
 CREATE INDEX setting_values_key_id ON aura.setting_values (key_id) WHERE key_id IS NOT NULL;
 CREATE INDEX system_settings_key_id ON aura.system_settings (key_id) WHERE key_id IS NOT NULL;
 
-SELECT aura._enable_tenancy('aura.setting_values');
+SELECT aura._register_tenant_table('aura.setting_values');
 
 -- History --------------------------------------------------------------------
 CREATE TABLE aura.system_setting_history (
@@ -164,7 +163,7 @@ CREATE TABLE aura.setting_history (
     PRIMARY KEY (restaurant_id, id)
 );
 COMMENT ON TABLE aura.setting_history IS 'Append-only history of restaurant, location and user settings (secrets as fingerprints).';
-SELECT aura._enable_tenancy('aura.setting_history');
+SELECT aura._register_tenant_table('aura.setting_history');
 
 CREATE TRIGGER setting_history_append_only BEFORE UPDATE OR DELETE OR TRUNCATE
     ON aura.setting_history FOR EACH STATEMENT EXECUTE FUNCTION aura._append_only();
@@ -200,11 +199,8 @@ CREATE TRIGGER setting_values_invalidate AFTER INSERT OR UPDATE OR DELETE OR TRU
 SELECT pg_catalog.pg_extension_config_dump('aura.setting_groups', 'WHERE NOT builtin');
 SELECT pg_catalog.pg_extension_config_dump('aura.setting_definitions', 'WHERE NOT builtin');
 SELECT pg_catalog.pg_extension_config_dump('aura.system_settings', '');
-SELECT pg_catalog.pg_extension_config_dump('aura.setting_values', '');
 SELECT pg_catalog.pg_extension_config_dump('aura.system_setting_history', '');
 SELECT pg_catalog.pg_extension_config_dump('aura.system_setting_history_id_seq', '');
-SELECT pg_catalog.pg_extension_config_dump('aura.setting_history', '');
-SELECT pg_catalog.pg_extension_config_dump('aura.setting_history_id_seq', '');
 
 -- Crypto (src/crypto.c) -------------------------------------------------------
 CREATE FUNCTION aura._seal(plaintext text, aad text) RETURNS bytea

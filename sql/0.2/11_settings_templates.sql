@@ -360,13 +360,11 @@ CREATE TABLE aura.setting_versions (
 );
 COMMENT ON TABLE aura.setting_versions IS 'Snapshots of one restaurant, location or user scope (secrets kept sealed).';
 CREATE UNIQUE INDEX setting_versions_id ON aura.setting_versions (id);
-SELECT aura._enable_tenancy('aura.setting_versions');
+SELECT aura._register_tenant_table('aura.setting_versions');
 ALTER TABLE aura.system_setting_versions ENABLE ROW LEVEL SECURITY;
 ALTER TABLE aura.system_setting_versions FORCE ROW LEVEL SECURITY;
 CREATE POLICY admin_only ON aura.system_setting_versions USING (aura.is_admin()) WITH CHECK (aura.is_admin());
-SELECT pg_catalog.pg_extension_config_dump('aura.setting_versions_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('aura.system_setting_versions', '');
-SELECT pg_catalog.pg_extension_config_dump('aura.setting_versions', '');
 
 CREATE FUNCTION aura.snapshot_settings(scope text DEFAULT 'system', scope_id bigint DEFAULT NULL,
                                        label text DEFAULT NULL)
@@ -597,7 +595,6 @@ $$;
 
 UPDATE aura.setting_definitions SET depends_on = '{operations.online_ordering_enabled}'
  WHERE key = 'operations.order_prep_minutes';
-
 
 -- Declared privileges (checked against the catalog by aura.privilege_mismatches)
 INSERT INTO aura.privilege_matrix (object, kind, role, privileges) VALUES

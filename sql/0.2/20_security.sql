@@ -29,10 +29,7 @@ CREATE TABLE aura.audit_log (
     PRIMARY KEY (restaurant_id, id)
 );
 COMMENT ON TABLE aura.audit_log IS 'Security events (API keys created, revoked, rotated; verification failures over the threshold; denied calls; secrets revealed). Append-only. restaurant_id 0: not tied to a restaurant (visible to aura_admin only).';
-SELECT aura._enable_tenancy('aura.audit_log');
-SELECT pg_catalog.pg_extension_config_dump('aura.audit_log', '');
-SELECT pg_catalog.pg_extension_config_dump('aura.audit_log_id_seq', '');
-
+SELECT aura._register_tenant_table('aura.audit_log');
 
 CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON aura.audit_log
     FOR EACH ROW EXECUTE FUNCTION aura._append_only();
@@ -116,9 +113,7 @@ CREATE TABLE aura.api_keys (
 CREATE INDEX api_keys_lookup_idx ON aura.api_keys USING hash (lookup);
 CREATE INDEX api_keys_id_idx ON aura.api_keys (id);
 COMMENT ON TABLE aura.api_keys IS 'API keys of restaurants: only a keyed hash and a lookup prefix of each key are stored. Read it through aura.api_keys_view.';
-SELECT aura._enable_tenancy('aura.api_keys');
-SELECT pg_catalog.pg_extension_config_dump('aura.api_keys', '');
-SELECT pg_catalog.pg_extension_config_dump('aura.api_keys_id_seq', '');
+SELECT aura._register_tenant_table('aura.api_keys');
 
 CREATE FUNCTION aura._api_key_generate(environment text DEFAULT 'live',
         OUT key text, OUT lookup_prefix text, OUT lookup bigint, OUT key_hash bytea, OUT hmac boolean)

@@ -176,27 +176,14 @@ CREATE TABLE aura.order_attachments (
 COMMENT ON TABLE aura.order_attachments IS 'Application orders tables whose rows earn points through aura''s order trigger.';
 
 -- Tenancy, dump.
-SELECT aura._enable_tenancy('aura.loyalty_accounts');
-SELECT aura._enable_tenancy('aura.points_transactions');
-SELECT aura._enable_tenancy('aura.points_lots');
-SELECT aura._enable_tenancy('aura.loyalty_tiers');
-SELECT aura._enable_tenancy('aura.tier_history');
-SELECT aura._enable_tenancy('aura.loyalty_events');
-SELECT aura._enable_tenancy('aura.loyalty_milestones');
-SELECT aura._enable_tenancy('aura.milestone_hits');
-SELECT pg_catalog.pg_extension_config_dump('aura.loyalty_accounts', '');
-SELECT pg_catalog.pg_extension_config_dump('aura.points_transactions', '');
-SELECT pg_catalog.pg_extension_config_dump('aura.points_transactions_id_seq', '');
-SELECT pg_catalog.pg_extension_config_dump('aura.points_lots', '');
-SELECT pg_catalog.pg_extension_config_dump('aura.points_lots_id_seq', '');
-SELECT pg_catalog.pg_extension_config_dump('aura.loyalty_tiers', '');
-SELECT pg_catalog.pg_extension_config_dump('aura.tier_history', '');
-SELECT pg_catalog.pg_extension_config_dump('aura.tier_history_id_seq', '');
-SELECT pg_catalog.pg_extension_config_dump('aura.loyalty_events', '');
-SELECT pg_catalog.pg_extension_config_dump('aura.loyalty_events_id_seq', '');
-SELECT pg_catalog.pg_extension_config_dump('aura.loyalty_milestones', '');
-SELECT pg_catalog.pg_extension_config_dump('aura.loyalty_milestones_id_seq', '');
-SELECT pg_catalog.pg_extension_config_dump('aura.milestone_hits', '');
+SELECT aura._register_tenant_table('aura.loyalty_accounts');
+SELECT aura._register_tenant_table('aura.points_transactions');
+SELECT aura._register_tenant_table('aura.points_lots');
+SELECT aura._register_tenant_table('aura.loyalty_tiers');
+SELECT aura._register_tenant_table('aura.tier_history');
+SELECT aura._register_tenant_table('aura.loyalty_events');
+SELECT aura._register_tenant_table('aura.loyalty_milestones');
+SELECT aura._register_tenant_table('aura.milestone_hits');
 SELECT pg_catalog.pg_extension_config_dump('aura.order_attachments', '');
 -- not a tenant table: only administrators (who attach tables) see it
 ALTER TABLE aura.order_attachments ENABLE ROW LEVEL SECURITY;

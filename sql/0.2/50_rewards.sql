@@ -207,26 +207,13 @@ CREATE TABLE aura.reward_analytics_dirty (
 );
 COMMENT ON TABLE aura.reward_analytics_dirty IS 'Days of aura.reward_analytics to recompute at the next refresh.';
 
-SELECT aura._enable_tenancy('aura.reward_templates');
-SELECT aura._enable_tenancy('aura.reward_campaigns');
-SELECT aura._enable_tenancy('aura.rewards');
-SELECT aura._enable_tenancy('aura.reward_redemptions');
-SELECT aura._enable_tenancy('aura.reward_jobs');
-SELECT aura._enable_tenancy('aura.reward_analytics');
-SELECT aura._enable_tenancy('aura.reward_analytics_dirty');
-SELECT pg_catalog.pg_extension_config_dump('aura.reward_templates', '');
-SELECT pg_catalog.pg_extension_config_dump('aura.reward_templates_id_seq', '');
-SELECT pg_catalog.pg_extension_config_dump('aura.reward_campaigns', '');
-SELECT pg_catalog.pg_extension_config_dump('aura.reward_campaigns_id_seq', '');
-SELECT pg_catalog.pg_extension_config_dump('aura.rewards', '');
-SELECT pg_catalog.pg_extension_config_dump('aura.rewards_id_seq', '');
-SELECT pg_catalog.pg_extension_config_dump('aura.reward_redemptions', '');
-SELECT pg_catalog.pg_extension_config_dump('aura.reward_redemptions_id_seq', '');
-SELECT pg_catalog.pg_extension_config_dump('aura.reward_jobs', '');
-SELECT pg_catalog.pg_extension_config_dump('aura.reward_jobs_id_seq', '');
-SELECT pg_catalog.pg_extension_config_dump('aura.reward_analytics', '');
-SELECT pg_catalog.pg_extension_config_dump('aura.reward_analytics_dirty', '');
-SELECT pg_catalog.pg_extension_config_dump('aura.reward_analytics_dirty_id_seq', '');
+SELECT aura._register_tenant_table('aura.reward_templates');
+SELECT aura._register_tenant_table('aura.reward_campaigns');
+SELECT aura._register_tenant_table('aura.rewards');
+SELECT aura._register_tenant_table('aura.reward_redemptions');
+SELECT aura._register_tenant_table('aura.reward_jobs');
+SELECT aura._register_tenant_table('aura.reward_analytics');
+SELECT aura._register_tenant_table('aura.reward_analytics_dirty');
 
 ------------------------------------------------------------------------------
 -- Templates: validation per type, default catalog

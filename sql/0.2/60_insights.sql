@@ -1432,21 +1432,12 @@ UPDATE aura.deployment_items SET check_fn = 'aura._check_insight_rules' WHERE na
 ------------------------------------------------------------------------------
 -- Tenancy, dump, privileges
 ------------------------------------------------------------------------------
-SELECT aura._enable_tenancy('aura.insight_threads');
-SELECT aura._enable_tenancy('aura.insights');
-SELECT aura._enable_tenancy('aura.insight_ratings');
-SELECT aura._enable_tenancy('aura.insight_actions');
+SELECT aura._register_tenant_table('aura.insight_threads');
+SELECT aura._register_tenant_table('aura.insights');
+SELECT aura._register_tenant_table('aura.insight_ratings');
+SELECT aura._register_tenant_table('aura.insight_actions');
 
-SELECT pg_catalog.pg_extension_config_dump('aura.insight_threads', '');
-SELECT pg_catalog.pg_extension_config_dump('aura.insight_threads_id_seq', '');
-SELECT pg_catalog.pg_extension_config_dump('aura.insights', '');
-SELECT pg_catalog.pg_extension_config_dump('aura.insights_id_seq', '');
-SELECT pg_catalog.pg_extension_config_dump('aura.insight_ratings', '');
-SELECT pg_catalog.pg_extension_config_dump('aura.insight_actions', '');
-SELECT pg_catalog.pg_extension_config_dump('aura.insight_actions_id_seq', '');
-SELECT aura._enable_tenancy('aura.detector_runs');
-SELECT pg_catalog.pg_extension_config_dump('aura.detector_runs', '');
-SELECT pg_catalog.pg_extension_config_dump('aura.detector_runs_id_seq', '');
+SELECT aura._register_tenant_table('aura.detector_runs');
 SELECT pg_catalog.pg_extension_config_dump('aura.orders_sources', '');
 -- catalog tables (not per tenant): everyone with a grant reads, only admins write
 ALTER TABLE aura.insight_detectors ENABLE ROW LEVEL SECURITY;

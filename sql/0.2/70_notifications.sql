@@ -191,9 +191,7 @@ CREATE TABLE aura.notification_channels (
     UNIQUE (restaurant_id, name)
 );
 COMMENT ON TABLE aura.notification_channels IS 'Notification channels of a restaurant: config holds non-secret fields, secret the encrypted credential (Slack URL, SMTP password, Twilio token, webhook secret).';
-SELECT aura._enable_tenancy('aura.notification_channels');
-SELECT pg_catalog.pg_extension_config_dump('aura.notification_channels', '');
-SELECT pg_catalog.pg_extension_config_dump('aura.notification_channels_id_seq', '');
+SELECT aura._register_tenant_table('aura.notification_channels');
 
 -- validate a channel's config; returns the normalised config
 CREATE FUNCTION aura._check_channel_config(p_channel text, p_config jsonb, p_has_secret boolean)
@@ -387,9 +385,7 @@ CREATE TABLE aura.webhooks (
     UNIQUE (restaurant_id, name)
 );
 COMMENT ON TABLE aura.webhooks IS 'Webhook subscriptions: events (patterns) delivered as signed Standard Webhooks POSTs to url.';
-SELECT aura._enable_tenancy('aura.webhooks');
-SELECT pg_catalog.pg_extension_config_dump('aura.webhooks', '');
-SELECT pg_catalog.pg_extension_config_dump('aura.webhooks_id_seq', '');
+SELECT aura._register_tenant_table('aura.webhooks');
 
 CREATE FUNCTION aura._check_webhook_headers(h jsonb) RETURNS void
     LANGUAGE plpgsql IMMUTABLE
@@ -517,9 +513,7 @@ CREATE TABLE aura.notification_rules (
     CHECK ((quiet_start IS NULL) = (quiet_end IS NULL))
 );
 COMMENT ON TABLE aura.notification_rules IS 'Which events reach which channels and recipients: severity, insight domain/type, impact and value filters, immediate or digest, rate limits, quiet hours, dedupe.';
-SELECT aura._enable_tenancy('aura.notification_rules');
-SELECT pg_catalog.pg_extension_config_dump('aura.notification_rules', '');
-SELECT pg_catalog.pg_extension_config_dump('aura.notification_rules_id_seq', '');
+SELECT aura._register_tenant_table('aura.notification_rules');
 
 -- every event a rule matched: sent immediately, or waiting for / included in a digest
 CREATE TABLE aura.rule_matches (
@@ -538,8 +532,7 @@ CREATE TABLE aura.rule_matches (
 );
 CREATE INDEX rule_matches_window ON aura.rule_matches (restaurant_id, rule_id, at);
 CREATE INDEX rule_matches_pending ON aura.rule_matches (restaurant_id, rule_id) WHERE mode = 'digest' AND digested_at IS NULL;
-SELECT aura._enable_tenancy('aura.rule_matches');
-SELECT pg_catalog.pg_extension_config_dump('aura.rule_matches', '');
+SELECT aura._register_tenant_table('aura.rule_matches');
 
 CREATE FUNCTION aura._check_targets(t jsonb, r bigint) RETURNS void
     LANGUAGE plpgsql STABLE
@@ -679,8 +672,7 @@ CREATE TABLE aura.notifications (
 COMMENT ON TABLE aura.notifications IS 'Outbox: one row per message and recipient, written in the transaction of the event; status queued | sending | delivered | failed (will retry) | dead.';
 CREATE INDEX notifications_due ON aura.notifications (next_attempt_at) WHERE status IN ('queued', 'failed');
 CREATE INDEX notifications_lease ON aura.notifications (lease_until) WHERE status = 'sending';
-SELECT aura._enable_tenancy('aura.notifications');
-SELECT pg_catalog.pg_extension_config_dump('aura.notifications', '');
+SELECT aura._register_tenant_table('aura.notifications');
 CREATE TRIGGER wake_dispatcher AFTER INSERT OR UPDATE OF status ON aura.notifications
     FOR EACH STATEMENT EXECUTE FUNCTION aura._wake_dispatcher();
 
@@ -700,8 +692,7 @@ CREATE TABLE aura.delivery_log (
 COMMENT ON TABLE aura.delivery_log IS 'Append-only: one row per delivery attempt.';
 CREATE INDEX delivery_log_notification ON aura.delivery_log (restaurant_id, notification_id);
 -- no index on "at": one index insert fewer per attempt; the hourly retention scans the log
-SELECT aura._enable_tenancy('aura.delivery_log');
-SELECT pg_catalog.pg_extension_config_dump('aura.delivery_log', '');
+SELECT aura._register_tenant_table('aura.delivery_log');
 CREATE TRIGGER append_only BEFORE UPDATE OR DELETE ON aura.delivery_log
     FOR EACH ROW EXECUTE FUNCTION aura._reject_change();
 
@@ -721,8 +712,7 @@ CREATE TABLE aura.inbox (
 );
 COMMENT ON TABLE aura.inbox IS 'In-app notifications per application user.';
 CREATE INDEX inbox_user ON aura.inbox (restaurant_id, user_id, created_at DESC);
-SELECT aura._enable_tenancy('aura.inbox');
-SELECT pg_catalog.pg_extension_config_dump('aura.inbox', '');
+SELECT aura._register_tenant_table('aura.inbox');
 
 ------------------------------------------------------------------------------
 -- Periodic jobs run by the dispatcher, each in its own transaction
