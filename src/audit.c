@@ -436,22 +436,6 @@ aura_caller(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(DirectFunctionCall1(namein, CStringGetDatum(name)));
 }
 
-PG_FUNCTION_INFO_V1(aura_caller_is_admin);
-
-/*
- * aura._caller_is_admin() → boolean
- *		aura.is_admin() for the caller of a SECURITY DEFINER function.
- */
-Datum
-aura_caller_is_admin(PG_FUNCTION_ARGS)
-{
-	Oid			caller = GetOuterUserId();
-	Oid			admin = get_role_oid("aura_admin", true);
-
-	PG_RETURN_BOOL(superuser_arg(caller) ||
-				   (OidIsValid(admin) && has_privs_of_role(caller, admin)));
-}
-
 PG_FUNCTION_INFO_V1(aura_audit_pending);
 
 /* aura._audit_pending(): events waiting in the queue (for tests and checks) */

@@ -11,8 +11,8 @@ COMMENT ON FUNCTION aura._caller() IS 'Role acting for the session (login or SET
 
 CREATE FUNCTION aura._caller_is_admin() RETURNS boolean
     LANGUAGE c STABLE PARALLEL SAFE
-    AS 'MODULE_PATHNAME', 'aura_caller_is_admin';
-COMMENT ON FUNCTION aura._caller_is_admin() IS 'aura.is_admin() of the caller: use it inside SECURITY DEFINER functions, where aura.is_admin() describes the owner.';
+    AS 'MODULE_PATHNAME', 'aura_is_admin';
+COMMENT ON FUNCTION aura._caller_is_admin() IS 'Same as aura.is_admin() (both ask about the calling role, also inside SECURITY DEFINER functions); kept as the name the module parts call.';
 
 ------------------------------------------------------------------------------
 -- Audit log (append-only)
