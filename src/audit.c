@@ -426,7 +426,7 @@ PG_FUNCTION_INFO_V1(aura_caller);
  * aura._caller() → name
  *		The role acting for the session (SET ROLE / login), which SECURITY
  *		DEFINER does not change: inside a SECURITY DEFINER function
- *		current_user and aura.is_admin() describe the owner, not the caller.
+ *		current_user describes the owner, not the caller.
  */
 Datum
 aura_caller(PG_FUNCTION_ARGS)
