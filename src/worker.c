@@ -52,6 +52,10 @@ AuraRegisterWorker(void)
 {
 	BackgroundWorker worker;
 
+	/* pg_upgrade starts servers in binary-upgrade mode: nothing may write then */
+	if (IsBinaryUpgrade)
+		return;
+
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
@@ -483,8 +487,8 @@ RunJobs(void)
 		PushActiveSnapshot(GetTransactionSnapshot());
 		if (SchemaReady() &&
 			SPI_execute("SELECT j.name, CASE WHEN p.proretset THEN 'SELECT count(*)::text || '' rows'' FROM ' "
-						"ELSE 'SELECT ' END || j.fn::text || '()' "
-						"FROM aura.jobs j JOIN pg_catalog.pg_proc p ON p.oid = j.fn "
+						"ELSE 'SELECT ' END || j.fn || '()' "
+						"FROM aura.jobs j JOIN pg_catalog.pg_proc p ON p.oid = pg_catalog.to_regproc(j.fn) "
 						"WHERE j.enabled AND j.next_run_at <= now() AND p.pronargs = p.pronargdefaults "
 						"AND p.pronamespace = 'aura'::regnamespace ORDER BY j.name",
 						true, 0) == SPI_OK_SELECT)

@@ -26,8 +26,8 @@ if [ "$(id -u)" = 0 ]; then
         bash "$work/test/run.sh" "$mode"
     rc=$?
     # keep what a developer needs to see: results and logs of the run
-    if [ "$mode" = bench ] && [ -d "$work/test/bench" ]; then
-        cp -f "$work"/test/bench/results.* "$top/test/bench/" 2>/dev/null
+    if [ "$mode" = bench ] && [ -d "$work/bench" ]; then
+        mkdir -p "$top/bench" && cp -f "$work"/bench/results.* "$top/bench/" 2>/dev/null
     fi
     if [ $rc -ne 0 ] || [ -n "${KEEP:-}" ]; then
         echo "(work tree kept in $work)"

@@ -1008,7 +1008,8 @@ $$;
 
 CREATE TABLE aura.insight_detectors (
     name            text PRIMARY KEY CHECK (name ~ '^[a-z][a-z0-9_]{0,62}$'),
-    function        regprocedure NOT NULL,
+    -- by name, not regprocedure: pg_upgrade refuses regprocedure columns
+    function        text NOT NULL CHECK (function ~ '\(bigint, timestamptz, jsonb\)$'),
     schedule        interval NOT NULL DEFAULT '1 day' CHECK (schedule >= interval '1 minute'),
     settings        jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(settings) = 'object'),
     enabled         boolean NOT NULL DEFAULT true,
@@ -1082,7 +1083,9 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     INSERT INTO aura.insight_detectors AS d (name, function, schedule, settings)
-    VALUES (register_detector.name, register_detector.function, register_detector.schedule, register_detector.settings)
+    VALUES (register_detector.name,
+            format('%s.%s(bigint, timestamptz, jsonb)', p.pronamespace::regnamespace, quote_ident(p.proname)),
+            register_detector.schedule, register_detector.settings)
     ON CONFLICT ON CONSTRAINT insight_detectors_pkey DO UPDATE
        SET function = EXCLUDED.function, schedule = EXCLUDED.schedule, settings = EXCLUDED.settings,
            enabled = true;

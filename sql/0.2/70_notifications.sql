@@ -719,7 +719,8 @@ SELECT aura._register_tenant_table('aura.inbox');
 ------------------------------------------------------------------------------
 CREATE TABLE aura.jobs (
     name           text PRIMARY KEY CHECK (name ~ '^[a-z][a-z0-9_]{0,62}$'),
-    fn             regproc NOT NULL,
+    -- by name, not regproc: pg_upgrade refuses regproc columns
+    fn             text NOT NULL CHECK (fn ~ '^aura\.[a-z_][a-z0-9_]*$'),
     every          interval NOT NULL CHECK (every >= '1 second'),
     enabled        boolean NOT NULL DEFAULT true,
     next_run_at    timestamptz NOT NULL DEFAULT now(),

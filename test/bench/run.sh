@@ -57,7 +57,8 @@ for s in test/bench/scenarios/[0-9]*.sh; do
 done
 echo "== scenarios took $(( SECONDS - bench_start )) s"
 
-python3 - "$B/figures.jsonl" test/bench/results <<'PY'
+mkdir -p bench
+python3 - "$B/figures.jsonl" bench/results <<'PY'
 import json, platform, os, sys, datetime, subprocess
 rows = []
 for l in open(sys.argv[1]):
@@ -88,9 +89,10 @@ except Exception:
     cpu = platform.processor()
 out = {'date': datetime.datetime.now(datetime.timezone.utc).isoformat(),
        'machine': {'cpu': cpu, 'cores': os.cpu_count(), 'kernel': platform.release(),
+                   'memory_kb': next((int(l.split()[1]) for l in open('/proc/meminfo') if l.startswith('MemTotal')), None),
                    'postgres': subprocess.run(['postgres', '--version'], capture_output=True, text=True).stdout.strip()},
        'quick': bool(os.environ.get('QUICK')), 'figures': rows}
 json.dump(out, open(sys.argv[2] + '.json', 'w'), indent=2)
 open(sys.argv[2] + '.md', 'w').write(table + '\n')
 PY
-echo "(written: test/bench/results.md, test/bench/results.json)"
+echo "(written: bench/results.md, bench/results.json)"
