@@ -117,8 +117,11 @@ CREATE TABLE aura.tier_history (
 CREATE INDEX tier_history_customer ON aura.tier_history (restaurant_id, customer_id, id);
 COMMENT ON TABLE aura.tier_history IS 'Every tier change of a loyalty account.';
 
--- Event log of the loyalty module: tier.changed, milestone.reached.  Each
--- event is also emitted through aura.emit_event (notifications) by ledger.c.
+-- Event log of the loyalty module: tier.changed, milestone.reached (each
+-- also emitted through aura.emit_event for notifications by ledger.c), and
+-- the events recorded only for aura's own consumers when one asks for them
+-- (order.completed, order.reversed, points.earned, birthday.awarded; see
+-- src/ledger_events.c).
 CREATE TABLE aura.loyalty_events (
     restaurant_id   bigint NOT NULL,
     id              bigint GENERATED ALWAYS AS IDENTITY,
@@ -127,7 +130,7 @@ CREATE TABLE aura.loyalty_events (
     created_at      timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (restaurant_id, id)
 );
-COMMENT ON TABLE aura.loyalty_events IS 'Log of loyalty events (tier.changed, milestone.reached); each is also emitted through aura.emit_event.';
+COMMENT ON TABLE aura.loyalty_events IS 'Log of loyalty events: tier.changed and milestone.reached (also emitted through aura.emit_event); order.completed, order.reversed, points.earned and birthday.awarded when a consumer (reward templates) needs them.';
 
 -- Milestone rules (consumed by the rewards module) and the customers who
 -- reached them.
@@ -313,7 +316,13 @@ CREATE FUNCTION aura._orders_trigger() RETURNS trigger
     LANGUAGE c SECURITY DEFINER
     SET search_path = pg_catalog, aura, pg_temp
     AS 'MODULE_PATHNAME', 'aura_orders_trigger';
-COMMENT ON FUNCTION aura._orders_trigger() IS 'Row trigger installed by aura.attach_orders: completed orders earn, reversed orders give back.';
+COMMENT ON FUNCTION aura._orders_trigger() IS 'Row trigger (AFTER UPDATE OF status) installed by aura.attach_orders: completed orders earn, reversed orders give back.';
+
+CREATE FUNCTION aura._orders_insert_trigger() RETURNS trigger
+    LANGUAGE c SECURITY DEFINER
+    SET search_path = pg_catalog, aura, pg_temp
+    AS 'MODULE_PATHNAME', 'aura_orders_insert_trigger';
+COMMENT ON FUNCTION aura._orders_insert_trigger() IS 'Statement trigger (AFTER INSERT, with the new rows as transition table) installed by aura.attach_orders: the inserted orders earn or give back in insertion order, each customer''s account locked once and written once per statement.';
 
 CREATE FUNCTION aura.attach_orders(orders regclass, restaurant_column name, customer_column name,
                                    amount_column name, status_column name, order_id_column name,
@@ -375,9 +384,14 @@ BEGIN
                                   ELSE 'Statuses must be text, varchar, char or an enum.' END;
         END IF;
     END LOOP;
-    EXECUTE format('CREATE TRIGGER aura_loyalty_orders AFTER INSERT OR UPDATE OF %I ON %s '
+    EXECUTE format('CREATE TRIGGER aura_loyalty_orders AFTER UPDATE OF %I ON %s '
                    'FOR EACH ROW EXECUTE FUNCTION aura._orders_trigger(%L, %L, %L, %L, %L, %L, %L)',
                    status_column, orders, restaurant_column, customer_column, amount_column,
+                   status_column, order_id_column, completed_values::text, reversed_values::text);
+    EXECUTE format('CREATE TRIGGER aura_loyalty_orders_insert AFTER INSERT ON %s '
+                   'REFERENCING NEW TABLE AS aura_new_orders '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION aura._orders_insert_trigger(%L, %L, %L, %L, %L, %L, %L)',
+                   orders, restaurant_column, customer_column, amount_column,
                    status_column, order_id_column, completed_values::text, reversed_values::text);
     INSERT INTO aura.order_attachments (orders_table, restaurant_column, customer_column, amount_column,
                                         status_column, order_id_column, completed_values, reversed_values)
@@ -399,6 +413,7 @@ BEGIN
         RAISE EXCEPTION 'orders table % is not attached', orders USING ERRCODE = 'no_data_found';
     END IF;
     EXECUTE format('DROP TRIGGER IF EXISTS aura_loyalty_orders ON %s', orders);
+    EXECUTE format('DROP TRIGGER IF EXISTS aura_loyalty_orders_insert ON %s', orders);
     DELETE FROM aura.order_attachments a WHERE a.orders_table = orders;
 END
 $$;
@@ -429,6 +444,11 @@ CREATE FUNCTION aura._post_points(restaurant_id bigint, customer_id bigint, kind
     RETURNS bigint LANGUAGE c
     AS 'MODULE_PATHNAME', 'aura_post_points';
 COMMENT ON FUNCTION aura._post_points(bigint, bigint, text, bigint, text, text, text, text) IS 'Internal: migration and bonus postings for aura''s own SQL functions.';
+
+CREATE FUNCTION aura._ledger_consumer_event(restaurant_id bigint, event_type text, data jsonb)
+    RETURNS boolean LANGUAGE c
+    AS 'MODULE_PATHNAME', 'aura_ledger_consumer_event';
+COMMENT ON FUNCTION aura._ledger_consumer_event(bigint, text, jsonb) IS 'Internal: records a ledger event for aura''s own consumers (order.completed, order.reversed, points.earned, birthday.awarded) when the restaurant has one that wants it; true when recorded.';
 
 CREATE FUNCTION aura._ledger_birthday_points(restaurant_id bigint) RETURNS bigint
     LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'aura_ledger_birthday_points';
@@ -630,6 +650,9 @@ BEGIN
         END IF;
         UPDATE aura.loyalty_accounts x SET last_birthday_year = y
          WHERE x.restaurant_id = a.restaurant_id AND x.customer_id = a.customer_id;
+        -- birthday reward templates (rewards module) consume this event
+        PERFORM aura._ledger_consumer_event(a.restaurant_id, 'birthday.awarded',
+            jsonb_build_object('customer_id', a.customer_id, 'year', y, 'points', greatest(pts, 0)));
         n := n + 1;
     END LOOP;
     RETURN n;
@@ -684,6 +707,8 @@ INSERT INTO aura.privilege_matrix (object, kind, role, privileges) VALUES
     ('aura._ledger_check_tenant(bigint)', 'function', 'aura_staff', 'EXECUTE'),
     ('aura._loyalty_cache_invalidate()', 'function', '-', ''),
     ('aura._orders_trigger()', 'function', '-', ''),
+    ('aura._orders_insert_trigger()', 'function', '-', ''),
+    ('aura._ledger_consumer_event(bigint, text, jsonb)', 'function', '-', ''),
     ('aura._post_points(bigint, bigint, text, bigint, text, text, text, text)', 'function', '-', ''),
     ('aura.adjust_points(bigint, bigint, bigint, text, text, text)', 'function', 'aura_manager', 'EXECUTE'),
     ('aura.attach_orders(regclass, name, name, name, name, name, text[], text[])', 'function', 'aura_admin', 'EXECUTE'),
