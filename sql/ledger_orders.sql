@@ -145,9 +145,44 @@ INSERT INTO aura.reward_templates (restaurant_id, key, type, title, value, trigg
 VALUES (423, 'bad', 'fixed_discount', 'x', 1, 'points_earned', '{"min_points": 0}');
 SELECT count(*) AS problems FROM aura.verify_ledger(423);
 
--- 5. Bad input of the internal event door
+-- 5. Points multiplier campaigns: order earnings (not aura.earn_points) are
+--    multiplied by every campaign active now for the account's tier
+INSERT INTO aura.restaurants (id, name) VALUES (424, 'Orders Multipliers');
+INSERT INTO aura.loyalty_tiers (restaurant_id, name, min_points, benefits) VALUES
+    (424, 'Bronze', 0, '{"earn_multiplier": 1.0}'), (424, 'Gold', 1000, '{"earn_multiplier": 1.5}');
+INSERT INTO aura.points_multipliers (restaurant_id, name, multiplier, starts_at, ends_at, tiers, active) VALUES
+    (424, 'Double points week', 2, now() - interval '1 day', now() + interval '6 days', '{}', true),
+    (424, 'Gold bonus', 1.25, now() - interval '1 day', now() + interval '1 day', '{Gold}', true),
+    (424, 'Next month', 3, now() + interval '30 days', now() + interval '31 days', '{}', true),
+    (424, 'Last month', 3, now() - interval '31 days', now() - interval '30 days', '{}', true),
+    (424, 'Switched off', 3, now() - interval '1 day', now() + interval '1 day', '{}', false);
+CREATE TABLE lo_mult (LIKE lo_bulk INCLUDING ALL);
+SELECT aura.attach_orders('lo_mult', 'r', 'c', 'amount', 'status', 'id');
+-- Bronze: 10.50 x 1 x 2 = 21; customer 2 reaches Gold (1000) with the second order:
+-- 600 x 2 = 1200, then 10 x 1.5 (Gold) x 2 x 1.25 (Gold bonus) = 37
+INSERT INTO lo_mult VALUES (1, 424, 1, 10.50, 'completed'), (2, 424, 2, 600, 'completed'), (3, 424, 2, 10, 'completed');
+SELECT aura.earn_points(424, 3, 100) > 0 AS api_earning_not_multiplied;
+SELECT customer_id, points, reference, reason FROM aura.points_transactions WHERE restaurant_id = 424 ORDER BY id;
+-- the campaign ends (deleted): the next order earns the plain way
+DELETE FROM aura.points_multipliers WHERE restaurant_id = 424 AND name = 'Double points week';
+INSERT INTO lo_mult VALUES (4, 424, 1, 10.50, 'completed');
+SELECT points, reason FROM aura.points_transactions WHERE restaurant_id = 424 AND reference = '4';
+-- bad campaigns: 23514 (terse: the failing row has timestamps)
+\set VERBOSITY terse
+INSERT INTO aura.points_multipliers (restaurant_id, name, multiplier, starts_at, ends_at)
+VALUES (424, 'zero', 0, now(), now() + interval '1 day');
+INSERT INTO aura.points_multipliers (restaurant_id, name, multiplier, starts_at, ends_at)
+VALUES (424, 'backwards', 2, now(), now() - interval '1 day');
+INSERT INTO aura.points_multipliers (restaurant_id, name, multiplier, starts_at, ends_at, tiers)
+VALUES (424, 'null tier', 2, now(), now() + interval '1 day', '{Gold,NULL}');
+INSERT INTO aura.points_multipliers (restaurant_id, name, multiplier, starts_at, ends_at)
+VALUES (424, ' ', 2, now(), now() + interval '1 day');
+\set VERBOSITY default
+SELECT count(*) AS problems FROM aura.verify_ledger(424);
+
+-- 6. Bad input of the internal event door
 SELECT aura._ledger_consumer_event(423, 'order.shipped', '{}');
 SELECT aura._ledger_consumer_event(NULL, 'order.completed', '{}');
 
-SELECT aura.detach_orders(t) FROM unnest(ARRAY['lo_bulk', 'lo_rows', 'lo_events']::regclass[]) t;
-DROP TABLE lo_bulk, lo_rows, lo_events;
+SELECT aura.detach_orders(t) FROM unnest(ARRAY['lo_bulk', 'lo_rows', 'lo_events', 'lo_mult']::regclass[]) t;
+DROP TABLE lo_bulk, lo_rows, lo_events, lo_mult;

@@ -120,6 +120,7 @@ LedgerInit(void)
 {
 	LedgerHeapInit();
 	LedgerEventsInit();
+	MultipliersInit();
 	TiersInit();
 	OrdersInit();
 }
@@ -797,9 +798,21 @@ ApplyLocked(LedgerPosting *p, Account *acc, List **consumed, List *credit_lots)
 		int			t = acc->has_tier ? TiersFind(set, acc->tier) : -1;
 		Numeric		x = p->earn_base;
 
+		Numeric		campaigns;
+		char	   *applied;
+
 		if (t >= 0)
 			x = DatumGetNumeric(DirectFunctionCall2(numeric_mul, NumericGetDatum(x),
 													NumericGetDatum(set->tiers[t].multiplier)));
+		/* active multiplier campaigns for the account's tier (before this posting) */
+		campaigns = MultipliersFactor(acc->restaurant_id, acc->has_tier ? acc->tier : NULL, now, &applied);
+		if (campaigns)
+		{
+			x = DatumGetNumeric(DirectFunctionCall2(numeric_mul, NumericGetDatum(x),
+													NumericGetDatum(campaigns)));
+			if (p->reason == NULL)
+				p->reason = applied;
+		}
 		x = DatumGetNumeric(DirectFunctionCall1(numeric_floor, NumericGetDatum(x)));
 		if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(x),
 											  NumericGetDatum(int64_to_numeric(0)))) < 0)

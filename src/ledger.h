@@ -89,6 +89,11 @@ extern void LedgerEventsInit(void);
 extern uint32 LedgerEventDemand(int64 restaurant_id);
 extern void LedgerRecordEvent(int64 restaurant_id, const char *event_type, const char *json);
 
+/* multipliers.c: points multiplier campaigns of order earnings */
+extern void MultipliersInit(void);
+extern Numeric MultipliersFactor(int64 restaurant_id, const char *tier, TimestampTz now,
+								 char **applied);
+
 /* raises 42501 unless the calling role may act for the restaurant */
 extern void LedgerCheckTenant(int64 restaurant_id);
 
