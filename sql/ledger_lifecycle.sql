@@ -57,6 +57,32 @@ SELECT aura.import_points_balances('[{"restaurant_id": 412, "customer_id": 10, "
 \set VERBOSITY default
 SELECT aura.import_points_balances(NULL);
 SELECT count(*) AS customer_12_accounts FROM aura.loyalty_accounts WHERE restaurant_id = 412 AND customer_id = 12;
+-- the table form: same rows, same keys (legacy-10 is already imported)
+CREATE TABLE legacy_balances (restaurant_id int, customer_id bigint, points numeric, source_ref varchar(40), birthday date);
+INSERT INTO legacy_balances VALUES (412, 13, 250, 'legacy-13', '1985-01-02'), (412, 10, 1200, 'legacy-10', NULL),
+                                   (412, 14, 0, NULL, NULL), (412, 15, 75, NULL, NULL);
+SELECT aura.import_points_balances_from('legacy_balances') AS imported_from_table;
+SELECT aura.import_points_balances_from('legacy_balances') AS imported_from_table_again;
+SELECT customer_id, points, reference, idempotency_key FROM aura.points_transactions
+ WHERE restaurant_id = 412 AND kind = 'migration' AND customer_id IN (13, 15) ORDER BY id;
+SELECT birthday FROM aura.loyalty_accounts WHERE restaurant_id = 412 AND customer_id = 13;
+-- a view works too; bad sources change nothing
+CREATE VIEW legacy_view AS SELECT 412 AS restaurant_id, 16 AS customer_id, 40 AS points;
+SELECT aura.import_points_balances_from('legacy_view') AS imported_from_view;
+CREATE TABLE legacy_bad (restaurant_id int, customer_id bigint, points numeric);
+INSERT INTO legacy_bad VALUES (412, 17, 10), (412, 18, 2.5);
+SELECT aura.import_points_balances_from('legacy_bad');
+CREATE TABLE legacy_no_points (restaurant_id int, customer_id bigint);
+SELECT aura.import_points_balances_from('legacy_no_points');
+CREATE TABLE legacy_text_points (restaurant_id int, customer_id bigint, points text);
+SELECT aura.import_points_balances_from('legacy_text_points');
+CREATE SEQUENCE legacy_seq;
+SELECT aura.import_points_balances_from('legacy_seq');
+SELECT aura.import_points_balances_from(NULL);
+SELECT count(*) AS customer_17_accounts FROM aura.loyalty_accounts WHERE restaurant_id = 412 AND customer_id = 17;
+DROP TABLE legacy_balances, legacy_bad, legacy_no_points, legacy_text_points;
+DROP VIEW legacy_view;
+DROP SEQUENCE legacy_seq;
 
 -- birthdays: once per customer and year (loyalty.birthday_points, default 0)
 SELECT aura.set_setting('loyalty.birthday_points', '100', 'restaurant', 412) AS birthday_points;

@@ -20,18 +20,33 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "common/hashfn.h"
 #include "common/int.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "storage/lock.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/json.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
 
@@ -104,6 +119,8 @@ void
 LedgerInit(void)
 {
 	LedgerHeapInit();
+	LedgerEventsInit();
+	MultipliersInit();
 	TiersInit();
 	OrdersInit();
 }
@@ -764,7 +781,7 @@ AddNumeric(Numeric *acc, Numeric delta)
 static int64
 ApplyLocked(LedgerPosting *p, Account *acc, List **consumed, List *credit_lots)
 {
-	const LedgerConfig *cfg = LedgerConfigGet(p->restaurant_id);
+	const LedgerConfig *cfg = p->cfg ? p->cfg : LedgerConfigGet(p->restaurant_id);
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	int64		before = acc->balance;
 	int64		points = p->points;
@@ -781,9 +798,21 @@ ApplyLocked(LedgerPosting *p, Account *acc, List **consumed, List *credit_lots)
 		int			t = acc->has_tier ? TiersFind(set, acc->tier) : -1;
 		Numeric		x = p->earn_base;
 
+		Numeric		campaigns;
+		char	   *applied;
+
 		if (t >= 0)
 			x = DatumGetNumeric(DirectFunctionCall2(numeric_mul, NumericGetDatum(x),
 													NumericGetDatum(set->tiers[t].multiplier)));
+		/* active multiplier campaigns for the account's tier (before this posting) */
+		campaigns = MultipliersFactor(acc->restaurant_id, acc->has_tier ? acc->tier : NULL, now, &applied);
+		if (campaigns)
+		{
+			x = DatumGetNumeric(DirectFunctionCall2(numeric_mul, NumericGetDatum(x),
+													NumericGetDatum(campaigns)));
+			if (p->reason == NULL)
+				p->reason = applied;
+		}
 		x = DatumGetNumeric(DirectFunctionCall1(numeric_floor, NumericGetDatum(x)));
 		if (DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(x),
 											  NumericGetDatum(int64_to_numeric(0)))) < 0)
@@ -903,16 +932,47 @@ ApplyLocked(LedgerPosting *p, Account *acc, List **consumed, List *credit_lots)
 
 	acc->balance = after;
 	if (p->spend_delta)
+	{
+		/* as numeric(14,2) stores it, so later postings see what is stored */
 		AddNumeric(&acc->spend_amount, p->spend_delta);
+		acc->spend_amount = DatumGetNumeric(DirectFunctionCall2(numeric, NumericGetDatum(acc->spend_amount),
+																Int32GetDatum(((14 << 16) | 2) + VARHDRSZ)));
+	}
 	acc->order_count += p->order_delta;
 	if (acc->pending > 0 || available_at > now)
 		acc->pending = PendingOf(acc);
 	RecalculateTier(acc);
-	UpdateAccount(acc);
+	if (!p->defer_account)
+		UpdateAccount(acc);
 	p->out_points = points;
 	p->out_orders_after = acc->order_count;
 	p->out_spend_after = acc->spend_amount;
 	return txid;
+}
+
+/*
+ * AfterPosting
+ *		Events of a posting for other modules: points.earned for an earning,
+ *		when a consumer of the restaurant wants it.
+ */
+static void
+AfterPosting(LedgerPosting *p, int64 txid)
+{
+	StringInfoData js;
+
+	if (p->kind != LK_EARN || p->out_points <= 0 ||
+		!(LedgerEventDemand(p->restaurant_id) & LEDGER_EV_POINTS_EARNED))
+		return;
+	initStringInfo(&js);
+	appendStringInfo(&js, "{\"customer_id\": " INT64_FORMAT ", \"points\": " INT64_FORMAT
+					 ", \"transaction_id\": " INT64_FORMAT ", \"source\": \"%s\", \"reference\": ",
+					 p->customer_id, p->out_points, txid, p->source);
+	if (p->reference)
+		escape_json(&js, p->reference);
+	else
+		appendStringInfoString(&js, "null");
+	appendStringInfoChar(&js, '}');
+	LedgerRecordEvent(p->restaurant_id, "points.earned", js.data);
 }
 
 /*
@@ -941,9 +1001,227 @@ LedgerPost(LedgerPosting *p, bool *posted)
 		return 0;
 	CheckStatus(&acc, p);
 	txid = ApplyLocked(p, &acc, NULL, NULL);
+	AfterPosting(p, txid);
 	if (posted)
 		*posted = true;
 	return txid;
+}
+
+/* ---------------------------------------------------------------------------
+ * Batches (see ledger.h)
+ * ---------------------------------------------------------------------------
+ */
+typedef struct BatchAccountKey
+{
+	int64		restaurant_id;
+	int64		customer_id;
+} BatchAccountKey;
+
+typedef struct BatchAccount
+{
+	BatchAccountKey key;		/* hash key */
+	bool		exists;
+	bool		dirty;
+	Account		acc;
+} BatchAccount;
+
+#define BATCH_KEY_LEN (KEY_MAX + 24)
+typedef struct BatchKey
+{
+	char		key[BATCH_KEY_LEN];	/* "<restaurant>:<idempotency key>" */
+} BatchKey;
+
+struct LedgerBatch
+{
+	MemoryContext cxt;
+	HTAB	   *accounts;
+	List	   *order;			/* BatchAccount *, in locking order */
+	HTAB	   *keys;			/* keys posted in this batch */
+	Relation	tx_rel;			/* for key probes */
+	Relation	key_idx;
+	LedgerConfig *cfg;			/* settings of cfg->restaurant_id */
+};
+
+const LedgerConfig *
+LedgerBatchConfig(LedgerBatch *b, int64 restaurant_id)
+{
+	const LedgerConfig *c;
+	MemoryContext old;
+
+	if (b->cfg && b->cfg->restaurant_id == restaurant_id)
+		return b->cfg;
+	c = LedgerConfigGet(restaurant_id);
+	old = MemoryContextSwitchTo(b->cxt);
+	if (b->cfg == NULL)
+		b->cfg = palloc(sizeof(LedgerConfig));
+	*b->cfg = *c;
+	b->cfg->points_per_unit = DatumGetNumericCopy(NumericGetDatum(c->points_per_unit));
+	b->cfg->point_value = DatumGetNumericCopy(NumericGetDatum(c->point_value));
+	MemoryContextSwitchTo(old);
+	return b->cfg;
+}
+
+LedgerBatch *
+LedgerBatchBegin(void)
+{
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "aura ledger batch",
+											  ALLOCSET_DEFAULT_SIZES);
+	LedgerBatch *b = MemoryContextAllocZero(cxt, sizeof(LedgerBatch));
+	HASHCTL		ctl;
+
+	b->cxt = cxt;
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(BatchAccountKey);
+	ctl.entrysize = sizeof(BatchAccount);
+	ctl.hcxt = cxt;
+	b->accounts = hash_create("aura batch accounts", 256, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = BATCH_KEY_LEN;
+	ctl.entrysize = sizeof(BatchKey);
+	ctl.hcxt = cxt;
+	b->keys = hash_create("aura batch keys", 1024, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	LedgerHeapBatch(true);
+	return b;
+}
+
+/*
+ * BatchKeyUsed
+ *		Is the idempotency key used: posted earlier in this batch, or in the
+ *		ledger (a probe of the unique index, seeing committed rows and this
+ *		transaction's own; the caller holds the account lock, so a
+ *		concurrent posting with the key on this account has finished).
+ */
+static bool
+BatchKeyUsed(LedgerBatch *b, int64 restaurant_id, const char *key, char *hkey)
+{
+	ScanKeyData sk[2];
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+	bool		found;
+
+	snprintf(hkey, BATCH_KEY_LEN, INT64_FORMAT ":%s", restaurant_id, key);
+	if (hash_search(b->keys, hkey, HASH_FIND, NULL) != NULL)
+		return true;
+	if (b->tx_rel == NULL)
+	{
+		Oid			nsp = get_namespace_oid("aura", false);
+		Oid			relid = get_relname_relid("points_transactions", nsp);
+		Oid			idxid = get_relname_relid("points_transactions_idempotency_key", nsp);
+		MemoryContext old;
+
+		if (!OidIsValid(relid) || !OidIsValid(idxid))
+			elog(ERROR, "aura: the idempotency key index of aura.points_transactions is missing");
+		old = MemoryContextSwitchTo(b->cxt);
+		b->tx_rel = table_open(relid, AccessShareLock);
+		b->key_idx = index_open(idxid, AccessShareLock);
+		MemoryContextSwitchTo(old);
+	}
+	ScanKeyInit(&sk[0], 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(restaurant_id));
+	ScanKeyInit(&sk[1], 2, BTEqualStrategyNumber, F_TEXTEQ, CStringGetTextDatum(key));
+	sk[1].sk_collation = b->key_idx->rd_indcollation[1];
+	scan = index_beginscan(b->tx_rel, b->key_idx, SnapshotSelf, 2, 0);
+	index_rescan(scan, sk, 2, NULL, 0);
+	slot = table_slot_create(b->tx_rel, NULL);
+	found = index_getnext_slot(scan, ForwardScanDirection, slot);
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	return found;
+}
+
+/*
+ * LedgerBatchPost
+ *		LedgerPost within a batch.  Only for postings whose used key is
+ *		answered without comparing arguments (key_exists_ok): the returned
+ *		id is then 0 and *posted false.
+ */
+int64
+LedgerBatchPost(LedgerBatch *b, LedgerPosting *p, bool *posted)
+{
+	BatchAccountKey k;
+	BatchAccount *ba;
+	bool		found;
+	char		hkey[BATCH_KEY_LEN];
+	int64		txid;
+	Numeric		prev;
+
+	if (!p->key_exists_ok)
+		elog(ERROR, "aura: batch postings answer used keys without comparing");
+	*posted = false;
+	k.restaurant_id = p->restaurant_id;
+	k.customer_id = p->customer_id;
+	ba = hash_search(b->accounts, &k, HASH_ENTER, &found);
+	if (!found)
+	{
+		Account		acc;
+		MemoryContext old;
+
+		ba->exists = LockAccount(&acc, p->restaurant_id, p->customer_id, p->create_account);
+		ba->dirty = false;
+		old = MemoryContextSwitchTo(b->cxt);
+		ba->acc = acc;
+		if (ba->exists)
+			ba->acc.spend_amount = DatumGetNumericCopy(NumericGetDatum(acc.spend_amount));
+		b->order = lappend(b->order, ba);
+		MemoryContextSwitchTo(old);
+	}
+	if (!ba->exists)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("customer " INT64_FORMAT " has no loyalty account in restaurant " INT64_FORMAT,
+						p->customer_id, p->restaurant_id),
+				 errhint("Accounts are created by their first earning.")));
+	if (p->idempotency_key)
+	{
+		if (strlen(p->idempotency_key) > KEY_MAX)
+			elog(ERROR, "aura: idempotency key too long");
+		if (BatchKeyUsed(b, p->restaurant_id, p->idempotency_key, hkey))
+			return 0;
+	}
+	if (p->skip_inactive && strcmp(ba->acc.status, "active") != 0)
+		return 0;
+	CheckStatus(&ba->acc, p);
+	p->defer_account = true;
+	prev = ba->acc.spend_amount;
+	txid = ApplyLocked(p, &ba->acc, NULL, NULL);
+	ba->dirty = true;
+	/* the account outlives the caller's per-row memory */
+	if (ba->acc.spend_amount != prev)
+	{
+		MemoryContext old = MemoryContextSwitchTo(b->cxt);
+
+		ba->acc.spend_amount = DatumGetNumericCopy(NumericGetDatum(ba->acc.spend_amount));
+		pfree(prev);
+		MemoryContextSwitchTo(old);
+	}
+	if (p->idempotency_key)
+		(void) hash_search(b->keys, hkey, HASH_ENTER, NULL);
+	AfterPosting(p, txid);
+	*posted = true;
+	return txid;
+}
+
+/*
+ * LedgerBatchEnd
+ *		Write every account the batch changed, in locking order.
+ */
+void
+LedgerBatchEnd(LedgerBatch *b)
+{
+	ListCell   *lc;
+
+	foreach(lc, b->order)
+	{
+		BatchAccount *ba = lfirst(lc);
+
+		if (ba->dirty)
+			UpdateAccount(&ba->acc);
+	}
+	LedgerHeapBatch(false);
+	if (b->key_idx)
+		index_close(b->key_idx, NoLock);
+	if (b->tx_rel)
+		table_close(b->tx_rel, NoLock);
+	MemoryContextDelete(b->cxt);
 }
 
 /* ---------------------------------------------------------------------------

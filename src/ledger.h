@@ -50,6 +50,8 @@ typedef struct LedgerPosting
 	bool		skip_inactive;	/* frozen/closed account: post nothing, return 0 */
 	int64		prefer_lot_tx;	/* a debit takes this transaction's lot first */
 	Numeric		earn_base;		/* earn: points = floor(earn_base x tier multiplier) */
+	bool		defer_account;	/* internal (batches): the account row is written later */
+	const struct LedgerConfig *cfg; /* the restaurant's settings if at hand, else NULL */
 	/* filled by LedgerPost when it posted */
 	int64		out_points;
 	int64		out_orders_before;
@@ -64,6 +66,34 @@ extern bool LedgerLockAccount(int64 restaurant_id, int64 customer_id);
 extern SPIPlanPtr LedgerPlan(SPIPlanPtr *slot, const char *sql, int nargs, const Oid *types);
 extern void LedgerEmitEvent(int64 restaurant_id, const char *event_type, const char *json);
 
+/*
+ * Batches: postings of one statement (a bulk insert of orders).  Each
+ * account is locked once, when its first posting comes (so in the same
+ * order as row-by-row postings), and written once, at LedgerBatchEnd;
+ * idempotency keys are probed on the index directly.  Same rows, same
+ * balances, same events as LedgerPost one by one.  SPI connected.
+ */
+typedef struct LedgerBatch LedgerBatch;
+extern LedgerBatch *LedgerBatchBegin(void);
+extern int64 LedgerBatchPost(LedgerBatch *b, LedgerPosting *p, bool *posted);
+extern void LedgerBatchEnd(LedgerBatch *b);
+/* the restaurant's settings, read once per batch */
+extern const struct LedgerConfig *LedgerBatchConfig(LedgerBatch *b, int64 restaurant_id);
+
+/* ledger_events.c: events for other modules, recorded when one wants them */
+#define LEDGER_EV_ORDER_COMPLETED	0x01
+#define LEDGER_EV_POINTS_EARNED		0x02
+#define LEDGER_EV_BIRTHDAY			0x04
+#define LEDGER_EV_ORDER_REVERSED	0x08
+extern void LedgerEventsInit(void);
+extern uint32 LedgerEventDemand(int64 restaurant_id);
+extern void LedgerRecordEvent(int64 restaurant_id, const char *event_type, const char *json);
+
+/* multipliers.c: points multiplier campaigns of order earnings */
+extern void MultipliersInit(void);
+extern Numeric MultipliersFactor(int64 restaurant_id, const char *tier, TimestampTz now,
+								 char **applied);
+
 /* raises 42501 unless the calling role may act for the restaurant */
 extern void LedgerCheckTenant(int64 restaurant_id);
 
@@ -73,6 +103,7 @@ extern const char *LedgerKindName(LedgerKind kind);
 extern void TiersInit(void);
 extern void OrdersInit(void);
 extern void LedgerHeapInit(void);
+extern void LedgerHeapBatch(bool on);
 
 /* ledger_heap.c: direct insert into aura.points_transactions / points_lots */
 extern int64 LedgerHeapInsert(const char *table, int ncols, const char *const *names,

@@ -20,6 +20,7 @@
 #include "postgres.h"
 
 #include "access/heapam.h"
+#include "access/xact.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "storage/bufmgr.h"
@@ -27,30 +28,42 @@
 #include "access/tableam.h"
 #include "catalog/dependency.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_constraint.h"
+#include "catalog/pg_trigger.h"
 #include "commands/sequence.h"
+#include "commands/trigger.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/syscache.h"
 #include "utils/rel.h"
 #include "nodes/makefuncs.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 
 #include "ledger.h"
 
 /* identity sequences of the tables, looked up once */
+#define MAX_HEAP_COLS 32
 typedef struct HeapTarget
 {
 	const char *name;
 	Oid			relid;
 	Oid			seqid;
+	/* attribute index of each named column, for the last names array seen */
+	const char *const *map_names;
+	int			map_ncols;
+	int			map[MAX_HEAP_COLS];
+	int			id_att;
 } HeapTarget;
 
 static HeapTarget targets[] = {
-	{"points_transactions", InvalidOid, InvalidOid},
-	{"points_lots", InvalidOid, InvalidOid},
+	{"points_transactions", InvalidOid, InvalidOid, NULL, 0, {0}, 0},
+	{"points_lots", InvalidOid, InvalidOid, NULL, 0, {0}, 0},
 };
 
 /* any relcache reset of one of the tables forgets the cached oids */
@@ -61,13 +74,119 @@ HeapTargetsInvalidate(Datum arg, Oid relid)
 
 	for (i = 0; i < (int) lengthof(targets); i++)
 		if (relid == InvalidOid || relid == targets[i].relid)
+		{
 			targets[i].relid = targets[i].seqid = InvalidOid;
+			targets[i].map_names = NULL;
+		}
+}
+
+/*
+ * Batch mode (LedgerHeapBatch): the relation, its indexes and an executor
+ * state stay open from one insert to the next, instead of being set up for
+ * every row.  Memory in TopTransactionContext; the state is forgotten at
+ * the end of the (sub)transaction, where resource owners close what an
+ * error left open.
+ */
+typedef struct InsertState
+{
+	Oid			relid;
+	Relation	rel;
+	EState	   *estate;
+	ResultRelInfo *rri;
+	TupleTableSlot *slot;
+} InsertState;
+
+static bool batch_on = false;
+static MemoryContext batch_cxt = NULL;
+static InsertState batch_states[lengthof(targets)];
+
+static void
+BatchForget(void)
+{
+	batch_on = false;
+	batch_cxt = NULL;
+	memset(batch_states, 0, sizeof(batch_states));
+}
+
+static void
+HeapXactCallback(XactEvent event, void *arg)
+{
+	BatchForget();
+}
+
+static void
+HeapSubXactCallback(SubXactEvent event, SubTransactionId mySubid,
+					SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		BatchForget();
 }
 
 void
 LedgerHeapInit(void)
 {
 	CacheRegisterRelcacheCallback(HeapTargetsInvalidate, (Datum) 0);
+	RegisterXactCallback(HeapXactCallback, NULL);
+	RegisterSubXactCallback(HeapSubXactCallback, NULL);
+}
+
+/*
+ * LedgerHeapBatch
+ *		Start (true) or end (false) batch mode; ending closes what is open.
+ */
+void
+LedgerHeapBatch(bool on)
+{
+	int			i;
+
+	if (on)
+	{
+		if (batch_on)
+			return;
+		BatchForget();
+		batch_cxt = AllocSetContextCreate(TopTransactionContext, "aura ledger batch inserts",
+										  ALLOCSET_DEFAULT_SIZES);
+		batch_on = true;
+		return;
+	}
+	if (!batch_on)
+		return;
+	for (i = 0; i < (int) lengthof(targets); i++)
+	{
+		InsertState *st = &batch_states[i];
+
+		if (st->rel == NULL)
+			continue;
+		ExecCloseIndices(st->rri);
+		ExecResetTupleTable(st->estate->es_tupleTable, false);
+		FreeExecutorState(st->estate);
+		table_close(st->rel, NoLock);
+	}
+	MemoryContextDelete(batch_cxt);
+	BatchForget();
+}
+
+/* the open insert state of a target in batch mode */
+static InsertState *
+BatchState(HeapTarget *t)
+{
+	InsertState *st = &batch_states[t - targets];
+	MemoryContext old;
+
+	if (st->rel != NULL && st->relid == t->relid)
+		return st;
+	if (st->rel != NULL)
+		elog(ERROR, "aura: ledger table replaced during a batch");
+	old = MemoryContextSwitchTo(batch_cxt);
+	st->relid = t->relid;
+	st->rel = table_open(t->relid, RowExclusiveLock);
+	st->estate = CreateExecutorState();
+	st->rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(st->rri, st->rel, 1, NULL, 0);
+	ExecOpenIndices(st->rri, false);
+	st->slot = ExecInitExtraTupleSlot(st->estate, RelationGetDescr(st->rel), &TTSOpsVirtual);
+	MemoryContextSwitchTo(old);
+	return st;
 }
 
 static HeapTarget *
@@ -181,25 +300,65 @@ LedgerHeapInsert(const char *table, int ncols, const char *const *names,
 				 const Datum *values, const bool *nulls)
 {
 	HeapTarget *t = Target(table);
-	Relation	rel;
+	InsertState local;
+	InsertState *st;
 	TupleDesc	desc;
-	EState	   *estate;
-	ResultRelInfo *rri;
 	TupleTableSlot *slot;
 	int64		id;
 	int			i,
 				natts;
 
-	rel = table_open(t->relid, RowExclusiveLock);
-	desc = RelationGetDescr(rel);
+	if (batch_on)
+		st = BatchState(t);
+	else
+	{
+		st = &local;
+		st->rel = table_open(t->relid, RowExclusiveLock);
+		st->estate = CreateExecutorState();
+		st->rri = makeNode(ResultRelInfo);
+		InitResultRelInfo(st->rri, st->rel, 1, NULL, 0);
+		ExecOpenIndices(st->rri, false);
+		st->slot = ExecInitExtraTupleSlot(st->estate, RelationGetDescr(st->rel), &TTSOpsVirtual);
+	}
+	desc = RelationGetDescr(st->rel);
 	natts = desc->natts;
 	id = nextval_internal(t->seqid, false);
 
-	estate = CreateExecutorState();
-	rri = makeNode(ResultRelInfo);
-	InitResultRelInfo(rri, rel, 1, NULL, 0);
-	ExecOpenIndices(rri, false);
-	slot = ExecInitExtraTupleSlot(estate, desc, &TTSOpsVirtual);
+	/* where each named column goes (kept for the caller's names array) */
+	if (t->map_names != names || t->map_ncols != ncols)
+	{
+		if (ncols > MAX_HEAP_COLS)
+			elog(ERROR, "aura: too many columns for aura.%s", table);
+		t->map_names = NULL;
+		t->id_att = -1;
+		for (i = 0; i < ncols; i++)
+		{
+			int			a;
+
+			t->map[i] = -1;
+			for (a = 0; a < natts; a++)
+			{
+				Form_pg_attribute att = TupleDescAttr(desc, a);
+
+				if (!att->attisdropped && strcmp(NameStr(att->attname), names[i]) == 0)
+				{
+					t->map[i] = a;
+					break;
+				}
+			}
+			if (t->map[i] < 0)
+				elog(ERROR, "aura: column %s of aura.%s is missing", names[i], table);
+		}
+		for (i = 0; i < natts; i++)
+			if (!TupleDescAttr(desc, i)->attisdropped &&
+				strcmp(NameStr(TupleDescAttr(desc, i)->attname), "id") == 0)
+				t->id_att = i;
+		if (t->id_att < 0)
+			elog(ERROR, "aura: column id of aura.%s is missing", table);
+		t->map_names = names;
+		t->map_ncols = ncols;
+	}
+	slot = st->slot;
 	ExecClearTuple(slot);
 	for (i = 0; i < natts; i++)
 	{
@@ -208,31 +367,12 @@ LedgerHeapInsert(const char *table, int ncols, const char *const *names,
 	}
 	for (i = 0; i < ncols; i++)
 	{
-		int			a;
-		bool		found = false;
-
-		for (a = 0; a < natts; a++)
-		{
-			Form_pg_attribute att = TupleDescAttr(desc, a);
-
-			if (!att->attisdropped && strcmp(NameStr(att->attname), names[i]) == 0)
-			{
-				slot->tts_values[a] = values[i];
-				slot->tts_isnull[a] = nulls[i];
-				found = true;
-				break;
-			}
-		}
-		if (!found)
-			elog(ERROR, "aura: column %s of aura.%s is missing", names[i], table);
+		slot->tts_values[t->map[i]] = values[i];
+		slot->tts_isnull[t->map[i]] = nulls[i];
 	}
 	/* the identity column */
-	for (i = 0; i < natts; i++)
-		if (strcmp(NameStr(TupleDescAttr(desc, i)->attname), "id") == 0)
-		{
-			slot->tts_values[i] = Int64GetDatum(id);
-			slot->tts_isnull[i] = false;
-		}
+	slot->tts_values[t->id_att] = Int64GetDatum(id);
+	slot->tts_isnull[t->id_att] = false;
 	/* NOT NULL columns must have a value */
 	for (i = 0; i < natts; i++)
 		if (TupleDescAttr(desc, i)->attnotnull && slot->tts_isnull[i] &&
@@ -241,27 +381,32 @@ LedgerHeapInsert(const char *table, int ncols, const char *const *names,
 				 NameStr(TupleDescAttr(desc, i)->attname), table);
 	ExecStoreVirtualTuple(slot);
 
-	if (rel->trigdesc && (rel->trigdesc->trig_insert_before_row ||
-						  rel->trigdesc->trig_insert_after_row))
-		InsertThroughExecutor(rel, table, slot);
+	if (st->rel->trigdesc && (st->rel->trigdesc->trig_insert_before_row ||
+							  st->rel->trigdesc->trig_insert_after_row))
+		InsertThroughExecutor(st->rel, table, slot);
 	else
 	{
-	simple_table_tuple_insert(rel, slot);
-	if (rri->ri_NumIndices > 0)
-	{
+		simple_table_tuple_insert(st->rel, slot);
+		if (st->rri->ri_NumIndices > 0)
+		{
 #if PG_VERSION_NUM >= 160000
-		List	   *r = ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL, false);
+			List	   *r = ExecInsertIndexTuples(st->rri, slot, st->estate, false, false, NULL, NIL, false);
 #else
-		List	   *r = ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
+			List	   *r = ExecInsertIndexTuples(st->rri, slot, st->estate, false, false, NULL, NIL);
 #endif
 
-		list_free(r);
+			list_free(r);
+		}
 	}
+	if (batch_on)
+	{
+		ResetPerTupleExprContext(st->estate);
+		return id;
 	}
-	ExecCloseIndices(rri);
-	ExecResetTupleTable(estate->es_tupleTable, false);
-	FreeExecutorState(estate);
-	table_close(rel, NoLock);
+	ExecCloseIndices(st->rri);
+	ExecResetTupleTable(st->estate->es_tupleTable, false);
+	FreeExecutorState(st->estate);
+	table_close(st->rel, NoLock);
 	return id;
 }
 
@@ -335,6 +480,65 @@ UpdateThroughExecutor(Relation rel, const char *table, ItemPointer tid, int ncol
 	SPI_freetuptable(SPI_tuptable);
 }
 
+/*
+ * NeedsUpdateTriggers
+ *		Would an UPDATE of these columns fire a row trigger?  The check
+ *		trigger of a foreign key on the table fires only when the key
+ *		changes (as the executor decides), so it does not count when no key
+ *		column is updated (aura.loyalty_accounts references aura.restaurants;
+ *		its restaurant_id is never updated here).
+ */
+static bool
+NeedsUpdateTriggers(Relation rel, int ncols, const char *const *names)
+{
+	TriggerDesc *td = rel->trigdesc;
+	int			i;
+
+	if (td == NULL || !(td->trig_update_before_row || td->trig_update_after_row))
+		return false;
+	for (i = 0; i < td->numtriggers; i++)
+	{
+		Trigger    *t = &td->triggers[i];
+		HeapTuple	ctup;
+		Datum		d;
+		bool		isnull;
+		bool		key_updated = false;
+
+		if (!TRIGGER_FOR_ROW(t->tgtype) || !TRIGGER_FOR_UPDATE(t->tgtype) ||
+			t->tgenabled == TRIGGER_DISABLED)
+			continue;
+		if (RI_FKey_trigger_type(t->tgfoid) != RI_TRIGGER_FK || !OidIsValid(t->tgconstraint))
+			return true;
+		ctup = SearchSysCache1(CONSTROID, ObjectIdGetDatum(t->tgconstraint));
+		if (!HeapTupleIsValid(ctup))
+			return true;
+		d = SysCacheGetAttr(CONSTROID, ctup, Anum_pg_constraint_conkey, &isnull);
+		if (isnull)
+			key_updated = true;
+		else
+		{
+			ArrayType  *arr = DatumGetArrayTypeP(d);
+			int16	   *keys = (int16 *) ARR_DATA_PTR(arr);
+			int			nkeys = ARR_DIMS(arr)[0];
+			int			k,
+						c;
+
+			for (k = 0; k < nkeys && !key_updated; k++)
+			{
+				const char *kname = NameStr(TupleDescAttr(RelationGetDescr(rel), keys[k] - 1)->attname);
+
+				for (c = 0; c < ncols; c++)
+					if (strcmp(kname, names[c]) == 0)
+						key_updated = true;
+			}
+		}
+		ReleaseSysCache(ctup);
+		if (key_updated)
+			return true;
+	}
+	return false;
+}
+
 void
 LedgerHeapUpdate(const char *table, ItemPointer tid, int ncols, const char *const *names,
 				 const Datum *values, const bool *nulls)
@@ -354,8 +558,7 @@ LedgerHeapUpdate(const char *table, ItemPointer tid, int ncols, const char *cons
 	if (!OidIsValid(relid))
 		elog(ERROR, "aura: table aura.%s is missing", table);
 	rel = table_open(relid, RowExclusiveLock);
-	if (rel->trigdesc && (rel->trigdesc->trig_update_before_row ||
-						  rel->trigdesc->trig_update_after_row))
+	if (NeedsUpdateTriggers(rel, ncols, names))
 	{
 		UpdateThroughExecutor(rel, table, tid, ncols, names, values, nulls);
 		table_close(rel, NoLock);

@@ -22,6 +22,7 @@
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
+#include "executor/tuptable.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
@@ -35,6 +36,7 @@
 #include "utils/memutils.h"
 #include "utils/numeric.h"
 #include "utils/rel.h"
+#include "utils/tuplestore.h"
 
 #include "ledger.h"
 #include "ledger_config.h"
@@ -297,11 +299,47 @@ OrderKey(const char *order_ref, const char *suffix)
 	return psprintf("order%s:%s", suffix, order_ref);
 }
 
-/* post the earning of a completed order (SPI connected) */
-static void
-OrderEarn(int64 restaurant_id, int64 customer_id, Numeric amount, const char *order_ref)
+static char *
+NumText(Numeric n)
 {
-	const LedgerConfig *cfg = LedgerConfigGet(restaurant_id);
+	return DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(n)));
+}
+
+/*
+ * OrderCompletedEvent
+ *		order.completed for the consumers that want it (the rewards
+ *		module's order_complete templates), with the figures of the order.
+ */
+static void
+OrderCompletedEvent(LedgerPosting *p, int64 txid, const char *order_ref)
+{
+	StringInfoData js;
+	Numeric		delta;
+
+	if (!(LedgerEventDemand(p->restaurant_id) & LEDGER_EV_ORDER_COMPLETED))
+		return;
+	delta = DatumGetNumeric(DirectFunctionCall2(numeric_sub, NumericGetDatum(p->out_spend_after),
+												NumericGetDatum(p->out_spend_before)));
+	initStringInfo(&js);
+	appendStringInfo(&js, "{\"customer_id\": " INT64_FORMAT ", \"order\": ", p->customer_id);
+	escape_json(&js, order_ref);
+	appendStringInfo(&js, ", \"transaction_id\": " INT64_FORMAT ", \"points\": " INT64_FORMAT
+					 ", \"order_count\": " INT64_FORMAT ", \"amount\": %s, \"spend_before\": %s"
+					 ", \"spend_after\": %s}",
+					 txid, p->out_points, p->out_orders_after, NumText(delta),
+					 NumText(p->out_spend_before), NumText(p->out_spend_after));
+	LedgerRecordEvent(p->restaurant_id, "order.completed", js.data);
+}
+
+/*
+ * post the earning of a completed order (SPI connected); b: the statement's
+ * batch, NULL for one posting on its own
+ */
+static void
+OrderEarn(LedgerBatch *b, int64 restaurant_id, int64 customer_id, Numeric amount, const char *order_ref)
+{
+	int64		txid;
+	const LedgerConfig *cfg = b ? LedgerBatchConfig(b, restaurant_id) : LedgerConfigGet(restaurant_id);
 	LedgerPosting p;
 	bool		posted;
 
@@ -324,9 +362,17 @@ OrderEarn(int64 restaurant_id, int64 customer_id, Numeric amount, const char *or
 	p.order_delta = 1;
 	p.earn_base = DatumGetNumeric(DirectFunctionCall2(numeric_mul, NumericGetDatum(amount),
 													  NumericGetDatum(cfg->points_per_unit)));
-	(void) LedgerPost(&p, &posted);
+	if (b)
+		p.cfg = cfg;
+	if (b)
+		txid = LedgerBatchPost(b, &p, &posted);
+	else
+		txid = LedgerPost(&p, &posted);
 	if (posted)
+	{
+		OrderCompletedEvent(&p, txid, order_ref);
 		MilestonesCheck(restaurant_id, customer_id, &p, order_ref);
+	}
 }
 
 /*
@@ -345,6 +391,7 @@ OrderReverse(int64 restaurant_id, const char *order_ref, Numeric refunded, Numer
 	Numeric		zero = int64_to_numeric(0);
 	int64		points;
 	int64		txid;
+	bool		posted;
 
 	OrderEarningGet(restaurant_id, order_ref, &oe);
 	if (oe.found)
@@ -424,7 +471,20 @@ OrderReverse(int64 restaurant_id, const char *order_ref, Numeric refunded, Numer
 	}
 	p.points = -points;
 	p.spend_delta = DatumGetNumeric(DirectFunctionCall1(numeric_uminus, NumericGetDatum(p.amount)));
-	txid = LedgerPost(&p, NULL);
+	txid = LedgerPost(&p, &posted);
+	/* a full reversal: order.reversed for the consumers that want it */
+	if (posted && refunded == NULL &&
+		(LedgerEventDemand(restaurant_id) & LEDGER_EV_ORDER_REVERSED))
+	{
+		StringInfoData js;
+
+		initStringInfo(&js);
+		appendStringInfo(&js, "{\"customer_id\": " INT64_FORMAT ", \"order\": ", p.customer_id);
+		escape_json(&js, order_ref);
+		appendStringInfo(&js, ", \"transaction_id\": " INT64_FORMAT ", \"points\": " INT64_FORMAT "}",
+						 txid, p.out_points);
+		LedgerRecordEvent(restaurant_id, "order.reversed", js.data);
+	}
 	return txid;
 }
 
@@ -593,28 +653,62 @@ StatusOf(OrdersTrigState *st, HeapTuple tup, TupleDesc desc)
 	return 'o';
 }
 
+/*
+ * OrderRow
+ *		What an inserted or updated order asks of the ledger: 'c' earn, 'r'
+ *		reverse, 0 nothing (not into a completed or reversed status, or no
+ *		restaurant or customer).  Fills the ids and the order reference.
+ */
+static char
+OrderRow(OrdersTrigState *st, Relation rel, HeapTuple newtup, char oldstate,
+		 int64 *restaurant_id, int64 *customer_id, char **order_ref)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	char		newstate = StatusOf(st, newtup, desc);
+	bool		isnull;
+	Datum		d;
+
+	if (newstate == 'o' || newstate == oldstate)
+		return 0;
+	if (!IdValue(newtup, desc, st->att_restaurant, st->typ_restaurant, restaurant_id) ||
+		!IdValue(newtup, desc, st->att_customer, st->typ_customer, customer_id) ||
+		*restaurant_id <= 0 || *customer_id <= 0)
+		return 0;
+	d = heap_getattr(newtup, st->att_order, desc, &isnull);
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("order id column of %s is NULL", RelationGetRelationName(rel)),
+				 errdetail("aura's order trigger uses the order id as idempotency key.")));
+	*order_ref = OutputFunctionCall(&st->out_order, d);
+	if (strlen(*order_ref) == 0 || strlen(*order_ref) > ORDER_ID_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("order id must be 1 to %d characters long", ORDER_ID_MAX)));
+	return newstate;
+}
+
 PG_FUNCTION_INFO_V1(aura_orders_trigger);
+PG_FUNCTION_INFO_V1(aura_orders_insert_trigger);
 PG_FUNCTION_INFO_V1(aura_refund_order_points);
 
 /*
  * aura_orders_trigger
- *		AFTER INSERT OR UPDATE row trigger installed by aura.attach_orders.
- *		Into a completed status: earn; into a reversed status: reverse.
- *		Orders without a customer (or restaurant) are ignored.
+ *		AFTER UPDATE OF <status> row trigger installed by aura.attach_orders
+ *		(also correct as an AFTER INSERT row trigger).  Into a completed
+ *		status: earn; into a reversed status: reverse.  Orders without a
+ *		customer (or restaurant) are ignored.
  */
 Datum
 aura_orders_trigger(PG_FUNCTION_ARGS)
 {
 	TriggerData *td = (TriggerData *) fcinfo->context;
 	OrdersTrigState *st;
-	TupleDesc	desc;
 	HeapTuple	newtup;
-	char		newstate,
+	char		action,
 				oldstate = 'o';
 	int64		restaurant_id,
 				customer_id;
-	bool		isnull;
-	Datum		d;
 	char	   *order_ref;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
@@ -624,39 +718,96 @@ aura_orders_trigger(PG_FUNCTION_ARGS)
 		return PointerGetDatum(NULL);
 
 	st = TrigState(fcinfo, td);
-	desc = RelationGetDescr(td->tg_relation);
 	newtup = TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple;
-	newstate = StatusOf(st, newtup, desc);
 	if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
-		oldstate = StatusOf(st, td->tg_trigtuple, desc);
-	if (newstate == 'o' || newstate == oldstate)
+		oldstate = StatusOf(st, td->tg_trigtuple, RelationGetDescr(td->tg_relation));
+	action = OrderRow(st, td->tg_relation, newtup, oldstate, &restaurant_id, &customer_id, &order_ref);
+	if (action == 0)
 		return PointerGetDatum(NULL);
-	if (!IdValue(newtup, desc, st->att_restaurant, st->typ_restaurant, &restaurant_id) ||
-		!IdValue(newtup, desc, st->att_customer, st->typ_customer, &customer_id) ||
-		restaurant_id <= 0 || customer_id <= 0)
-		return PointerGetDatum(NULL);
-	d = heap_getattr(newtup, st->att_order, desc, &isnull);
-	if (isnull)
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("order id column of %s is NULL", RelationGetRelationName(td->tg_relation)),
-				 errdetail("aura's order trigger uses the order id as idempotency key.")));
-	order_ref = OutputFunctionCall(&st->out_order, d);
-	if (strlen(order_ref) == 0 || strlen(order_ref) > ORDER_ID_MAX)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("order id must be 1 to %d characters long", ORDER_ID_MAX)));
 
 	SPI_connect();
-	if (newstate == 'c')
-	{
-		Numeric		amount = AmountValue(newtup, desc, st->att_amount, st->typ_amount);
-
-		OrderEarn(restaurant_id, customer_id, amount, order_ref);
-	}
+	if (action == 'c')
+		OrderEarn(NULL, restaurant_id, customer_id,
+				  AmountValue(newtup, RelationGetDescr(td->tg_relation), st->att_amount, st->typ_amount),
+				  order_ref);
 	else
 		(void) OrderReverse(restaurant_id, order_ref, NULL, NULL, NULL, true);
 	SPI_finish();
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * aura_orders_insert_trigger
+ *		AFTER INSERT statement trigger with the inserted rows as transition
+ *		table, installed by aura.attach_orders.  The rows are handled in
+ *		insertion order, exactly as the row trigger would (same ledger rows,
+ *		balances, tiers, milestones, events), but completed orders are posted
+ *		in a batch: each customer's account is locked once, at its first
+ *		order, and written once, at the end.  A row inserted in a reversed
+ *		status (rare) ends the batch before its reversal is posted row-wise.
+ */
+Datum
+aura_orders_insert_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	OrdersTrigState *st;
+	Relation	rel;
+	TupleDesc	desc;
+	TupleTableSlot *slot;
+	MemoryContext rowcxt,
+				old;
+	LedgerBatch *b = NULL;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
+		!TRIGGER_FIRED_AFTER(td->tg_event) || !TRIGGER_FIRED_BY_INSERT(td->tg_event) ||
+		td->tg_newtable == NULL)
+		elog(ERROR, "aura_orders_insert_trigger: must be an AFTER INSERT statement trigger with a NEW TABLE");
+	st = TrigState(fcinfo, td);
+	rel = td->tg_relation;
+	desc = RelationGetDescr(rel);
+	slot = MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple);
+	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "aura order rows", ALLOCSET_DEFAULT_SIZES);
+
+	b = LedgerBatchBegin();
+	tuplestore_rescan(td->tg_newtable);
+	while (tuplestore_gettupleslot(td->tg_newtable, true, false, slot))
+	{
+		HeapTuple	tup;
+		char		action;
+		int64		restaurant_id,
+					customer_id;
+		char	   *order_ref;
+		bool		shouldfree;
+
+		CHECK_FOR_INTERRUPTS();
+		MemoryContextReset(rowcxt);
+		old = MemoryContextSwitchTo(rowcxt);
+		tup = ExecFetchSlotHeapTuple(slot, false, &shouldfree);
+		action = OrderRow(st, rel, tup, 'o', &restaurant_id, &customer_id, &order_ref);
+		if (action != 0)
+		{
+			/* per row: whatever SPI calls allocate goes with SPI_finish */
+			SPI_connect();
+			if (action == 'c')
+				OrderEarn(b, restaurant_id, customer_id,
+						  AmountValue(tup, desc, st->att_amount, st->typ_amount), order_ref);
+			else
+			{
+				LedgerBatchEnd(b);
+				b = NULL;
+				(void) OrderReverse(restaurant_id, order_ref, NULL, NULL, NULL, true);
+			}
+			SPI_finish();
+		}
+		MemoryContextSwitchTo(old);
+		if (b == NULL)
+			b = LedgerBatchBegin();
+	}
+	SPI_connect();
+	LedgerBatchEnd(b);
+	SPI_finish();
+	ExecDropSingleTupleTableSlot(slot);
+	MemoryContextDelete(rowcxt);
 	return PointerGetDatum(NULL);
 }
 

@@ -1311,10 +1311,15 @@ END
 $$;
 
 ------------------------------------------------------------------------------
--- Automatic issuance from the ledger's events.  Deferred constraint
--- triggers: they run at the end of the posting's transaction, after the
--- ledger's own work, so issuing (and crediting bonus points) never nests in
--- a posting.  A reward that cannot be issued (limit reached, tier not
+-- Automatic issuance from the ledger's events.  The ledger records in
+-- aura.loyalty_events what a restaurant's templates need (order.completed,
+-- order.reversed, points.earned, birthday.awarded: asked through
+-- aura._rewards_event_demand, cached by the ledger and dropped when the
+-- templates change) besides tier.changed and milestone.reached; a deferred
+-- constraint trigger on that table consumes them at the end of the posting's
+-- transaction, after the ledger's own work, so issuing (and crediting bonus
+-- points) never nests in a posting.  No trigger of this module sits on the
+-- ledger's tables.  A reward that cannot be issued (limit reached, tier not
 -- eligible...) is skipped with a reward.auto_issue_skipped event; it never
 -- fails the order.
 ------------------------------------------------------------------------------
@@ -1341,6 +1346,8 @@ BEGIN
                AND (NOT cond ? 'lifetime_spend'
                     OR ((ctx ->> 'spend_before')::numeric < (cond ->> 'lifetime_spend')::numeric
                         AND (ctx ->> 'spend_after')::numeric >= (cond ->> 'lifetime_spend')::numeric));
+        ELSIF trig = 'points_earned' THEN
+            hit := NOT cond ? 'min_points' OR (ctx ->> 'points')::bigint >= (cond ->> 'min_points')::bigint;
         ELSIF trig = 'tier_upgrade' THEN
             hit := NOT cond ? 'tier' OR cond ->> 'tier' = ctx ->> 'new_tier';
         ELSIF trig = 'milestone' THEN
@@ -1364,29 +1371,28 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION aura._rewards_account_trigger() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER
+-- which ledger events a restaurant's templates need (bits, see src/ledger.h):
+-- 1 order.completed, 2 points.earned, 4 birthday.awarded (active templates
+-- with that trigger), 8 order.reversed (any template: redeemed rewards may
+-- have to come back)
+CREATE FUNCTION aura._rewards_event_demand(r bigint) RETURNS int
+    LANGUAGE sql STABLE
     SET search_path = pg_catalog, aura, pg_temp
     AS $$
-BEGIN
-    IF NEW.order_count > OLD.order_count THEN
-        PERFORM aura._rewards_auto(NEW.restaurant_id, NEW.customer_id, 'order_complete',
-            'order:' || NEW.order_count,
-            jsonb_build_object('order_count', NEW.order_count,
-                               'amount', NEW.lifetime_spend_amount - OLD.lifetime_spend_amount,
-                               'spend_before', OLD.lifetime_spend_amount, 'spend_after', NEW.lifetime_spend_amount));
-    END IF;
-    IF NEW.last_birthday_year IS DISTINCT FROM OLD.last_birthday_year AND NEW.last_birthday_year IS NOT NULL THEN
-        PERFORM aura._rewards_auto(NEW.restaurant_id, NEW.customer_id, 'birthday',
-                                   'birthday:' || NEW.last_birthday_year, '{}');
-    END IF;
-    RETURN NULL;
-END
+    SELECT coalesce(bit_or(CASE WHEN NOT t.active THEN 0
+                                WHEN t.trigger = 'order_complete' THEN 1
+                                WHEN t.trigger = 'points_earned' THEN 2
+                                WHEN t.trigger = 'birthday' THEN 4 ELSE 0 END) | 8, 0)
+      FROM aura.reward_templates t WHERE t.restaurant_id = r
 $$;
-CREATE CONSTRAINT TRIGGER rewards_auto AFTER UPDATE ON aura.loyalty_accounts
-    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
-    WHEN (NEW.order_count > OLD.order_count OR NEW.last_birthday_year IS DISTINCT FROM OLD.last_birthday_year)
-    EXECUTE FUNCTION aura._rewards_account_trigger();
+COMMENT ON FUNCTION aura._rewards_event_demand(bigint) IS 'Internal: bit mask of the ledger events the restaurant''s reward templates consume (1 order.completed, 2 points.earned, 4 birthday.awarded, 8 order.reversed).';
+-- the ledger's cached answer is dropped when it may change
+CREATE TRIGGER event_demand AFTER INSERT OR DELETE OR TRUNCATE ON aura.reward_templates
+    FOR EACH STATEMENT EXECUTE FUNCTION aura._loyalty_cache_invalidate();
+CREATE TRIGGER event_demand_update AFTER UPDATE ON aura.reward_templates
+    FOR EACH ROW WHEN (OLD.trigger IS DISTINCT FROM NEW.trigger OR OLD.active IS DISTINCT FROM NEW.active
+                       OR OLD.restaurant_id IS DISTINCT FROM NEW.restaurant_id)
+    EXECUTE FUNCTION aura._loyalty_cache_invalidate();
 
 CREATE FUNCTION aura._rewards_event_trigger() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
@@ -1394,41 +1400,40 @@ CREATE FUNCTION aura._rewards_event_trigger() RETURNS trigger
     AS $$
 DECLARE
     c bigint := (NEW.data ->> 'customer_id')::bigint;
+    d jsonb := NEW.data;
 BEGIN
-    IF NEW.event_type = 'tier.changed' AND NEW.data ->> 'reason' = 'upgrade' THEN
-        PERFORM aura._rewards_auto(NEW.restaurant_id, c, 'tier_upgrade', 'tier:' || (NEW.data ->> 'new_tier'), NEW.data);
+    IF NEW.event_type = 'tier.changed' AND d ->> 'reason' = 'upgrade' THEN
+        PERFORM aura._rewards_auto(NEW.restaurant_id, c, 'tier_upgrade', 'tier:' || (d ->> 'new_tier'), d);
     ELSIF NEW.event_type = 'milestone.reached' THEN
-        PERFORM aura._rewards_auto(NEW.restaurant_id, c, 'milestone', 'milestone:' || (NEW.data ->> 'milestone_id'),
-            NEW.data || coalesce((SELECT jsonb_build_object('kind', m.kind) FROM aura.loyalty_milestones m
-                                   WHERE m.restaurant_id = NEW.restaurant_id
-                                     AND m.id = (NEW.data ->> 'milestone_id')::bigint), '{}'));
+        PERFORM aura._rewards_auto(NEW.restaurant_id, c, 'milestone', 'milestone:' || (d ->> 'milestone_id'),
+            d || coalesce((SELECT jsonb_build_object('kind', m.kind) FROM aura.loyalty_milestones m
+                            WHERE m.restaurant_id = NEW.restaurant_id
+                              AND m.id = (d ->> 'milestone_id')::bigint), '{}'));
+    ELSIF NEW.event_type = 'order.completed' THEN
+        PERFORM aura._rewards_auto(NEW.restaurant_id, c, 'order_complete', 'order:' || (d ->> 'order_count'),
+            jsonb_build_object('order_count', (d ->> 'order_count')::bigint, 'amount', (d ->> 'amount')::numeric,
+                               'spend_before', (d ->> 'spend_before')::numeric,
+                               'spend_after', (d ->> 'spend_after')::numeric));
+    ELSIF NEW.event_type = 'points.earned' THEN
+        PERFORM aura._rewards_auto(NEW.restaurant_id, c, 'points_earned', 'points:' || (d ->> 'transaction_id'), d);
+    ELSIF NEW.event_type = 'birthday.awarded' THEN
+        PERFORM aura._rewards_auto(NEW.restaurant_id, c, 'birthday', 'birthday:' || (d ->> 'year'), '{}');
+    ELSIF NEW.event_type = 'order.reversed' THEN
+        -- an attached order that the ledger fully reversed (cancelled,
+        -- refunded) cancels the redemptions made for it
+        IF EXISTS (SELECT 1 FROM aura.rewards x WHERE x.restaurant_id = NEW.restaurant_id
+                      AND x.redeemed_order_ref = d ->> 'order' AND x.status = 'redeemed') THEN
+            PERFORM aura._cancel_redemptions(NEW.restaurant_id, d ->> 'order', 'order reversed');
+        END IF;
     END IF;
     RETURN NULL;
 END
 $$;
 CREATE CONSTRAINT TRIGGER rewards_auto AFTER INSERT ON aura.loyalty_events
     DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
-    WHEN (NEW.event_type IN ('tier.changed', 'milestone.reached'))
+    WHEN (NEW.event_type IN ('tier.changed', 'milestone.reached', 'order.completed', 'order.reversed',
+                             'points.earned', 'birthday.awarded'))
     EXECUTE FUNCTION aura._rewards_event_trigger();
-
--- an attached order that the ledger fully reverses (cancelled, refunded)
--- cancels the redemptions made for it
-CREATE FUNCTION aura._rewards_reversal_trigger() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path = pg_catalog, aura, pg_temp
-    AS $$
-BEGIN
-    IF EXISTS (SELECT 1 FROM aura.rewards x WHERE x.restaurant_id = NEW.restaurant_id
-                  AND x.redeemed_order_ref = NEW.reference AND x.status = 'redeemed') THEN
-        PERFORM aura._cancel_redemptions(NEW.restaurant_id, NEW.reference, 'order reversed');
-    END IF;
-    RETURN NULL;
-END
-$$;
-CREATE CONSTRAINT TRIGGER rewards_order_reversal AFTER INSERT ON aura.points_transactions
-    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
-    WHEN (NEW.kind = 'reversal' AND NEW.source = 'order' AND NEW.idempotency_key LIKE 'order-reversal:%')
-    EXECUTE FUNCTION aura._rewards_reversal_trigger();
 
 CREATE FUNCTION aura.award_anniversaries(as_of date DEFAULT current_date) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
@@ -2549,13 +2554,12 @@ INSERT INTO aura.privilege_matrix (object, kind, role, privileges) VALUES
     ('aura._reward_template_restaurant(bigint)', 'function', '-', ''),
     ('aura._reward_template_validate()', 'function', '-', ''),
     ('aura._reward_unit_cost(aura.reward_templates)', 'function', '-', ''),
-    ('aura._rewards_account_trigger()', 'function', '-', ''),
     ('aura._rewards_auto(bigint, bigint, text, text, jsonb)', 'function', '-', ''),
     ('aura._rewards_event_trigger()', 'function', '-', ''),
     ('aura._rewards_first_use(bigint)', 'function', '-', ''),
-    ('aura._rewards_reversal_trigger()', 'function', '-', ''),
     ('aura._redeem_reward_plpgsql(text, text, numeric, bigint, text, text, text, bigint, jsonb)', 'function', '-', ''),
     ('aura._validate_reward_plpgsql(text, numeric, bigint, jsonb)', 'function', '-', ''),
+    ('aura._rewards_event_demand(bigint)', 'function', '-', ''),
     ('aura.award_anniversaries(date)', 'function', 'aura_manager', 'EXECUTE'),
     ('aura.cancel_reward_redemption(bigint, text, text)', 'function', 'aura_staff', 'EXECUTE'),
     ('aura.expire_rewards(timestamp with time zone, integer)', 'function', 'aura_manager', 'EXECUTE'),

@@ -3,7 +3,8 @@
 -- a lock-ordered double-entry transfer like pgledger's.
 
 -- order trigger: account lock (created on first use), key lookup,
--- tier multiplier, ledger row, lot, account update, tier upgrade
+-- tier multiplier, campaign multipliers, ledger row, lot, account update,
+-- tier upgrade
 CREATE FUNCTION bench_plpgsql_orders_trigger() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -15,6 +16,8 @@ DECLARE
     ppu numeric := aura.get_setting_numeric('loyalty.points_per_unit', NEW.restaurant_id);
     expiry int := aura.get_setting_int('loyalty.points_expiry_days', NEW.restaurant_id);
     newtier text;
+    cm numeric;
+    campaigns numeric := 1;
 BEGIN
     IF NEW.status <> 'completed' OR NEW.customer_id IS NULL
        OR (TG_OP = 'UPDATE' AND OLD.status = 'completed') THEN
@@ -35,7 +38,13 @@ BEGIN
     END IF;
     SELECT coalesce((benefits ->> 'earn_multiplier')::numeric, 1) INTO mult
       FROM aura.loyalty_tiers WHERE restaurant_id = NEW.restaurant_id AND name = acc.tier;
-    pts := greatest(floor(NEW.amount * ppu * coalesce(mult, 1)), 0)::bigint;
+    -- active multiplier campaigns for the account's tier
+    FOR cm IN SELECT m.multiplier FROM aura.points_multipliers m
+               WHERE m.restaurant_id = NEW.restaurant_id AND m.active AND now() >= m.starts_at
+                 AND now() < m.ends_at AND (m.tiers = '{}' OR acc.tier = ANY (m.tiers)) LOOP
+        campaigns := campaigns * cm;
+    END LOOP;
+    pts := greatest(floor(NEW.amount * ppu * coalesce(mult, 1) * campaigns), 0)::bigint;
     INSERT INTO aura.points_transactions (restaurant_id, customer_id, kind, points, balance_before,
         balance_after, source, reference, idempotency_key, expires_at, available_at, actor_role, amount)
     VALUES (NEW.restaurant_id, NEW.customer_id, 'earn', pts, acc.balance, acc.balance + pts, 'order',

@@ -86,6 +86,8 @@ $node->safe_psql('postgres', qq{
             -- ledger: a milestone; earn (enough for a tier change), spend; a completed order
             INSERT INTO aura.loyalty_milestones (restaurant_id, kind, threshold, name)
                 VALUES (r, 'nth_order', 1, m || ' first order');
+            INSERT INTO aura.points_multipliers (restaurant_id, name, multiplier, starts_at, ends_at)
+                VALUES (r, m || ' double points', 2, '2030-01-01', '2030-01-02');
             -- (customer id = restaurant id, so the probe's calls with B's id
             -- name B's customer: aura.points_history(2, 2, ...))
             PERFORM aura.earn_points(r, r, 2500, m || '-ref', m || '-earn', m || ' earn');
