@@ -48,7 +48,6 @@ SELECT count(*) FILTER (WHERE aura.flag_enabled('express-checkout', jsonb_build_
 \echo 'notifications first: insights (medium or more) to Slack and email, tier changes to the CRM webhook,'
 \echo 'all on local sinks; events are emitted in the transactions that cause them'
 ALTER SYSTEM SET aura.http_allow_hosts = '127.0.0.1';
-ALTER SYSTEM SET aura.notify_secret_key = 'demo-only-key';
 SELECT pg_reload_conf() \g /dev/null
 SELECT pg_sleep(0.3) \g /dev/null
 \setenv DEMO_SINK :sink_url

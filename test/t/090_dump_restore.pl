@@ -155,9 +155,9 @@ is($dst->safe_psql('restored', qq{SELECT restaurant_id || ' ' || array_to_string
 is($dst->safe_psql('restored', qq{SELECT restaurant_id FROM aura.verify_api_key('$key2', 'settings:read')}),
 	'2', 'API key of restaurant 2 still verifies with its scope');
 is($dst->safe_psql('restored', q{
-    SELECT pgp_sym_decrypt(secret, current_setting('aura.notify_secret_key'))
+    SELECT aura._decrypt_secret(secret, restaurant_id)
       FROM aura.notification_channels WHERE restaurant_id = 1 AND name = 'mail'}),
-	'smtp-pw', 'the notification channel secret still decrypts with the same aura.notify_secret_key');
+	'smtp-pw', 'the notification channel secret (sealed) still decrypts with the same master key');
 is($dst->safe_psql('restored', q{SELECT aura.get_setting_int('custom.dump_test', 1)}), '8',
 	'custom setting definition and value restored');
 is($dst->safe_psql('restored', q{SET aura.restaurant_id = 1; SELECT aura.flag_enabled('menu.beta', '{"userId": "u1"}')}),
