@@ -237,7 +237,7 @@ TermNumeric(Datum terms, const char *key)
 												   CStringGetDatum(pnstrdup(v.val.string.val, v.val.string.len)),
 												   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
 	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("reward term %s is not a number", key)));
 	return NULL;				/* keep the compiler quiet */
 }

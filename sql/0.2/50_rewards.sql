@@ -229,27 +229,27 @@ CREATE FUNCTION aura._reward_schedule_check(key text, cond jsonb) RETURNS void
     AS $$
 DECLARE
     every interval;
+    bad boolean;
 BEGIN
     IF NOT cond ? 'every' THEN
         RAISE EXCEPTION 'a scheduled reward template needs trigger condition "every"' USING ERRCODE = 'check_violation',
             DETAIL = format('template %s', key), HINT = 'For example {"every": "7 days"}: at least 1 hour.';
     END IF;
     BEGIN
-        IF jsonb_typeof(cond -> 'every') <> 'string' THEN
-            RAISE EXCEPTION USING ERRCODE = 'invalid_text_representation';
-        END IF;
-        every := (cond ->> 'every')::interval;
-        IF cond ? 'starts_at' AND (jsonb_typeof(cond -> 'starts_at') <> 'string'
-                                   OR (cond ->> 'starts_at')::timestamptz IN ('infinity', '-infinity')) THEN
-            RAISE EXCEPTION USING ERRCODE = 'invalid_datetime_format';
-        END IF;
+        every := CASE WHEN jsonb_typeof(cond -> 'every') = 'string' THEN (cond ->> 'every')::interval END;
+        bad := every IS NULL
+            OR (cond ? 'starts_at' AND (jsonb_typeof(cond -> 'starts_at') <> 'string'
+                                        OR (cond ->> 'starts_at')::timestamptz IN ('infinity', '-infinity')));
     EXCEPTION WHEN invalid_text_representation OR invalid_datetime_format OR datetime_field_overflow
                    OR interval_field_overflow THEN
+        bad := true;
+    END;
+    IF bad THEN
         RAISE EXCEPTION 'trigger condition "every" or "starts_at" has an invalid value' USING ERRCODE = 'check_violation',
             DETAIL = format('template %s: every %s, starts_at %s', key, left((cond -> 'every')::text, 60),
                             coalesce(left((cond -> 'starts_at')::text, 60), 'not set')),
             HINT = 'every: an interval such as "1 day" or "7 days" (at least 1 hour); starts_at: a timestamp.';
-    END;
+    END IF;
     IF every < interval '1 hour' OR every > interval '1 year' THEN
         RAISE EXCEPTION 'trigger condition "every" must be between 1 hour and 1 year' USING ERRCODE = 'check_violation',
             DETAIL = format('template %s: every %s', key, every);
