@@ -21,7 +21,7 @@ if [ "$(id -u)" = 0 ]; then
     chown -R postgres:postgres "$work"
     chmod 755 "$work"
     runuser -u postgres -- env -i HOME="$work" PATH=/usr/local/bin:/usr/bin:/bin \
-        LANG=C.UTF-8 TERM="${TERM:-dumb}" KEEP="${KEEP:-}" QUICK="${QUICK:-}" DEMO="${DEMO:-}" \
+        LANG=C.UTF-8 TERM="${TERM:-dumb}" KEEP="${KEEP:-}" QUICK="${QUICK:-}" DEMO="${DEMO:-}" ONLY="${ONLY:-}" \
         PROVE_TESTS="${PROVE_TESTS:-}" TESTS="${TESTS:-}" ISO="${ISO:-}" \
         bash "$work/test/run.sh" "$mode"
     rc=$?
