@@ -12,34 +12,12 @@ use File::Path qw(make_path);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use AuraNode;
 
-my $master = '00' x 16 . '33' x 16;
-my $apisecret = 'cd' x 32;
-
-sub new_node
-{
-	my ($name) = @_;
-	my $node = PostgreSQL::Test::Cluster->new($name);
-	$node->init;
-	my $dir = $node->basedir;
-	for (["$dir/aura.key", "k1:$master\n"], ["$dir/api.secret", "$apisecret\n"]) {
-		open(my $fh, '>', $_->[0]) or die "cannot write $_->[0]: $!";
-		print $fh $_->[1];
-		close $fh;
-		chmod(0600, $_->[0]);
-	}
-	$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'aura'
-aura.database = 'postgres'
-aura.poll_interval = 200
-aura.encryption_key_file = '$dir/aura.key'
-aura.api_key_secret_file = '$dir/api.secret'
-aura.notify_secret_key = 'pg-upgrade-notify-key'
-});
-	return $node;
-}
-
-my $old = new_node('upgrade_old');
+# both clusters: aura preloaded, the same key files
+my %keys = (master => '00' x 16 . '33' x 16, api_secret => 'cd' x 32, preload => 1,
+            conf => "aura.poll_interval = 200");
+my $old = keyed_node('upgrade_old', %keys);
 $old->start;
 $old->safe_psql('postgres', q{
     CREATE EXTENSION aura CASCADE;
@@ -67,20 +45,10 @@ $old->poll_query_until('postgres', q{SELECT count(*) = 0 FROM pg_stat_activity W
                                      AND state = 'active'})
 	or die 'dispatcher stays busy';
 
-# every aura table as (name, row count, content hash)
-my $snapshot_sql = q{
-    SELECT string_agg(format('%s %s %s', c.relname, n.rows, n.hash), E'\n' ORDER BY c.relname)
-      FROM pg_class c
-     CROSS JOIN LATERAL (SELECT (xpath('/row/n/text()', x))[1]::text AS rows,
-                                (xpath('/row/h/text()', x))[1]::text AS hash
-                           FROM query_to_xml(format(
-                                'SELECT count(*) AS n, md5(coalesce(string_agg(t::text, E''\n'' ORDER BY t::text), '''')) AS h FROM aura.%I t',
-                                c.relname), false, true, '') x) n
-     WHERE c.relnamespace = 'aura'::regnamespace AND c.relkind = 'r'};
-my $before = $old->safe_psql('postgres', $snapshot_sql);
+my $before = aura_tables_snapshot($old, 'postgres');
 $old->stop;
 
-my $new = new_node('upgrade_new');
+my $new = keyed_node('upgrade_new', %keys);
 my $bindir = $old->config_data('--bindir');
 my $work = $new->basedir . '/pg_upgrade_work';
 make_path($work);
@@ -96,11 +64,9 @@ my @upgrade = ("$bindir/pg_upgrade", '-b', $bindir, '-B', $bindir,
 }
 $new->start;
 
-my $after = $new->safe_psql('postgres', $snapshot_sql);
-my %b = map { (split / /)[0] => $_ } split /\n/, $before;
-my %a = map { (split / /)[0] => $_ } split /\n/, $after;
-my @differ = grep { ($a{$_} // '') ne $b{$_} } sort keys %b;
-is(join(', ', @differ), '', 'every aura table has the same rows (' . scalar(keys %b) . ' tables compared)');
+my $after = aura_tables_snapshot($new, 'postgres');
+my @differ = grep { ($after->{$_} // '') ne $before->{$_} } sort keys %$before;
+is(join(', ', @differ), '', 'every aura table has the same rows (' . scalar(keys %$before) . ' tables compared)');
 
 is($new->safe_psql('postgres', q{SELECT count(*) FROM aura.restaurants r, LATERAL aura.verify_ledger(r.id)}),
 	'0', 'verify_ledger finds no problem');
