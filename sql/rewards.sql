@@ -548,6 +548,15 @@ SELECT count(*) FILTER (WHERE x.order_ref LIKE 'pos-c-%') AS c_redeemed, count(*
 SELECT kind, points, source FROM aura.points_transactions
  WHERE restaurant_id = 501 AND customer_id IN (61, 63) AND kind = 'bonus' ORDER BY id;
 SELECT customer_id, tier FROM aura.loyalty_accounts WHERE restaurant_id = 501 AND customer_id IN (61, 63) ORDER BY 1;
+-- an idempotency key: the first call runs in C, a retry replays it, the key for another order is refused
+SELECT code AS pk FROM aura.issue_reward(501, 61, aura.template_id(501, 'half')) \gset
+SELECT pg_temp.try(format('SELECT aura.redeem_reward(%L, %L, 40, 61, %L)', :'pk', 'pos-key', 'key-61')) AS first;
+SELECT pg_temp.try(format('SELECT aura.redeem_reward(%L, %L, 40, 61, %L)', :'pk', 'pos-key', 'key-61')) AS retry;
+SELECT regexp_replace(pg_temp.try(format('SELECT aura.redeem_reward(%L, %L, 40, 61, %L)', :'pk', 'pos-other', 'key-61')),
+                      'reward \d+', 'reward N') AS reused;
+SELECT pg_temp.try(format('SELECT aura.redeem_reward(%L, %L, 40, 61, %L)', :'pk', 'pos-key', repeat('k', 201))) AS too_long;
+SELECT order_ref, idempotency_key, discount_amount FROM aura.reward_redemptions
+ WHERE restaurant_id = 501 AND idempotency_key = 'key-61';
 -- cancelling the order takes back the points its redemption credited
 SELECT balance AS before FROM aura.loyalty_accounts WHERE restaurant_id = 501 AND customer_id = 61;
 SELECT aura.cancel_reward_redemption(501, 'pos-c-pos-bonus', 'order cancelled') AS restored;
