@@ -692,3 +692,21 @@ SELECT key, type, value, percentage, min_order_amount, max_discount_amount, vali
        trigger_conditions, auto_apply
   FROM aura.reward_templates WHERE restaurant_id = 509 ORDER BY key;
 SELECT set_config('aura.restaurant_id', '', false) AS no_context;
+
+------------------------------------------------------------------------------
+-- 18. "Reward expiring" notices: reward.expiring once per reward
+------------------------------------------------------------------------------
+SELECT aura.set_context(501);
+SELECT code AS soon FROM aura.issue_reward(501, 91, aura.template_id(501, 'referral')) \gset
+UPDATE aura.rewards SET valid_until = now() + interval '12 hours' WHERE restaurant_id = 501 AND code = :'soon';
+SELECT count(*) AS open_within_a_day FROM aura.rewards_expiring(501, '1 day');
+SELECT aura.notify_expiring_rewards('1 day') AS noticed;
+SELECT aura.notify_expiring_rewards('1 day') AS noticed_again;
+SELECT customer_id, expiry_notice_at IS NOT NULL AS noticed FROM aura.rewards WHERE restaurant_id = 501 AND code = :'soon';
+SELECT event_type, (data ->> 'customer_id')::bigint AS customer_id, data ->> 'code' = :'soon' AS code_ok
+  FROM aura.rule_matches WHERE restaurant_id = 501 AND event_type = 'reward.expiring' ORDER BY id;
+SELECT aura.notify_expiring_rewards('0 seconds');
+SELECT aura.notify_expiring_rewards(NULL);
+SELECT aura.notify_expiring_rewards('1 day', 0);
+SELECT name, fn, every FROM aura.jobs WHERE name = 'reward_expiring';
+SELECT set_config('aura.restaurant_id', '', false) AS no_context;
