@@ -6,6 +6,9 @@ SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS aura CASCADE;
 RESET client_min_messages;
 \set SHOW_CONTEXT never
+-- the dispatcher must not run the rewards jobs (expiry, notices, schedules)
+-- in the middle of this file: they are called by hand here
+UPDATE aura.jobs SET enabled = false WHERE name LIKE 'reward%';
 INSERT INTO aura.restaurants (id, name) VALUES (501, 'Rewards One'), (502, 'Rewards Two'), (503, 'Rewards Three');
 
 -- volatile parts of results masked: codes, ids, timestamps
@@ -613,6 +616,22 @@ SELECT kind, period_start AT TIME ZONE 'UTC' AS period_utc, total, issued, faile
 SELECT customer_id, source, status, count(*) FROM aura.rewards
  WHERE restaurant_id = 501 AND template_id = aura.template_id(501, 'weekly-treat')
  GROUP BY 1, 2, 3 ORDER BY 1;
+-- a template whose audience fails is skipped with an event; the others run
+CREATE FUNCTION public.rewards_bad_segment(r bigint) RETURNS SETOF bigint LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'segment store unavailable';
+END
+$$;
+INSERT INTO aura.reward_templates (restaurant_id, key, type, title, value, trigger, trigger_conditions)
+VALUES (501, 'broken-treat', 'fixed_discount', 'Broken', 1, 'scheduled',
+        '{"every": "7 days", "starts_at": "2026-01-05 00:00+00", "audience": {"segment_function": "public.rewards_bad_segment"}}');
+SELECT aura.issue_scheduled_rewards('2026-01-19 00:00+00') AS third_week;
+SELECT event_type, data ->> 'template' AS template, data ->> 'error' AS error
+  FROM aura.rule_matches WHERE restaurant_id = 501 AND event_type LIKE 'reward.scheduled%' ORDER BY id;
+SELECT count(*) AS broken_jobs FROM aura.reward_jobs
+ WHERE restaurant_id = 501 AND template_id = aura.template_id(501, 'broken-treat');
+UPDATE aura.reward_templates SET active = false WHERE restaurant_id = 501 AND key = 'broken-treat';
+DROP FUNCTION public.rewards_bad_segment(bigint);
 -- an inactive template is not issued; bad as_of
 UPDATE aura.reward_templates SET active = false WHERE restaurant_id = 501 AND key = 'weekly-treat';
 SELECT aura.issue_scheduled_rewards('2026-01-20 00:00+00') AS inactive;
@@ -710,3 +729,4 @@ SELECT aura.notify_expiring_rewards(NULL);
 SELECT aura.notify_expiring_rewards('1 day', 0);
 SELECT name, fn, every FROM aura.jobs WHERE name = 'reward_expiring';
 SELECT set_config('aura.restaurant_id', '', false) AS no_context;
+UPDATE aura.jobs SET enabled = true WHERE name LIKE 'reward%';

@@ -2195,13 +2195,20 @@ BEGIN
         PERFORM pg_advisory_xact_lock(hashtextextended(format('aura.scheduled:%s:%s', t.restaurant_id, t.id), 0));
         CONTINUE WHEN EXISTS (SELECT 1 FROM aura.reward_jobs j WHERE j.restaurant_id = t.restaurant_id
                                  AND j.kind = 'scheduled' AND j.template_id = t.id AND j.period_start = period);
-        SELECT array_agg(c) INTO audience
-          FROM aura._reward_audience(t.restaurant_id, coalesce(t.trigger_conditions -> 'audience', '{}')) c;
-        res := aura._issue_many(t.restaurant_id, t.id, coalesce(audience, '{}'), 'scheduled', 'scheduled', NULL,
-                                0, 1, NULL, NULL, 0, false, period);
-        n := n + res.issued;
-        PERFORM aura._reward_event(t.restaurant_id, 'reward.scheduled_run', jsonb_build_object('template', t.key,
-            'period_start', period, 'audience', coalesce(cardinality(audience), 0), 'issued', res.issued));
+        -- a template that fails (its audience's segment function raises...)
+        -- is skipped with an event; the others still run
+        BEGIN
+            SELECT array_agg(c) INTO audience
+              FROM aura._reward_audience(t.restaurant_id, coalesce(t.trigger_conditions -> 'audience', '{}')) c;
+            res := aura._issue_many(t.restaurant_id, t.id, coalesce(audience, '{}'), 'scheduled', 'scheduled', NULL,
+                                    0, 1, NULL, NULL, 0, false, period);
+            n := n + res.issued;
+            PERFORM aura._reward_event(t.restaurant_id, 'reward.scheduled_run', jsonb_build_object('template', t.key,
+                'period_start', period, 'audience', coalesce(cardinality(audience), 0), 'issued', res.issued));
+        EXCEPTION WHEN OTHERS THEN
+            PERFORM aura._reward_event(t.restaurant_id, 'reward.scheduled_failed', jsonb_build_object('template', t.key,
+                'period_start', period, 'error', SQLERRM, 'sqlstate', SQLSTATE));
+        END;
     END LOOP;
     RETURN n;
 END
