@@ -6,6 +6,9 @@ SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS aura CASCADE;
 RESET client_min_messages;
 \set SHOW_CONTEXT never
+-- the dispatcher must not run the rewards jobs (expiry, notices, schedules)
+-- in the middle of this file: they are called by hand here
+UPDATE aura.jobs SET enabled = false WHERE name LIKE 'reward%';
 INSERT INTO aura.restaurants (id, name) VALUES (501, 'Rewards One'), (502, 'Rewards Two'), (503, 'Rewards Three');
 
 -- volatile parts of results masked: codes, ids, timestamps
@@ -548,6 +551,15 @@ SELECT count(*) FILTER (WHERE x.order_ref LIKE 'pos-c-%') AS c_redeemed, count(*
 SELECT kind, points, source FROM aura.points_transactions
  WHERE restaurant_id = 501 AND customer_id IN (61, 63) AND kind = 'bonus' ORDER BY id;
 SELECT customer_id, tier FROM aura.loyalty_accounts WHERE restaurant_id = 501 AND customer_id IN (61, 63) ORDER BY 1;
+-- an idempotency key: the first call runs in C, a retry replays it, the key for another order is refused
+SELECT code AS pk FROM aura.issue_reward(501, 61, aura.template_id(501, 'half')) \gset
+SELECT pg_temp.try(format('SELECT aura.redeem_reward(%L, %L, 40, 61, %L)', :'pk', 'pos-key', 'key-61')) AS first;
+SELECT pg_temp.try(format('SELECT aura.redeem_reward(%L, %L, 40, 61, %L)', :'pk', 'pos-key', 'key-61')) AS retry;
+SELECT regexp_replace(pg_temp.try(format('SELECT aura.redeem_reward(%L, %L, 40, 61, %L)', :'pk', 'pos-other', 'key-61')),
+                      'reward \d+', 'reward N') AS reused;
+SELECT pg_temp.try(format('SELECT aura.redeem_reward(%L, %L, 40, 61, %L)', :'pk', 'pos-key', repeat('k', 201))) AS too_long;
+SELECT order_ref, idempotency_key, discount_amount FROM aura.reward_redemptions
+ WHERE restaurant_id = 501 AND idempotency_key = 'key-61';
 -- cancelling the order takes back the points its redemption credited
 SELECT balance AS before FROM aura.loyalty_accounts WHERE restaurant_id = 501 AND customer_id = 61;
 SELECT aura.cancel_reward_redemption(501, 'pos-c-pos-bonus', 'order cancelled') AS restored;
@@ -604,6 +616,22 @@ SELECT kind, period_start AT TIME ZONE 'UTC' AS period_utc, total, issued, faile
 SELECT customer_id, source, status, count(*) FROM aura.rewards
  WHERE restaurant_id = 501 AND template_id = aura.template_id(501, 'weekly-treat')
  GROUP BY 1, 2, 3 ORDER BY 1;
+-- a template whose audience fails is skipped with an event; the others run
+CREATE FUNCTION public.rewards_bad_segment(r bigint) RETURNS SETOF bigint LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'segment store unavailable';
+END
+$$;
+INSERT INTO aura.reward_templates (restaurant_id, key, type, title, value, trigger, trigger_conditions)
+VALUES (501, 'broken-treat', 'fixed_discount', 'Broken', 1, 'scheduled',
+        '{"every": "7 days", "starts_at": "2026-01-05 00:00+00", "audience": {"segment_function": "public.rewards_bad_segment"}}');
+SELECT aura.issue_scheduled_rewards('2026-01-19 00:00+00') AS third_week;
+SELECT event_type, data ->> 'template' AS template, data ->> 'error' AS error
+  FROM aura.rule_matches WHERE restaurant_id = 501 AND event_type LIKE 'reward.scheduled%' ORDER BY id;
+SELECT count(*) AS broken_jobs FROM aura.reward_jobs
+ WHERE restaurant_id = 501 AND template_id = aura.template_id(501, 'broken-treat');
+UPDATE aura.reward_templates SET active = false WHERE restaurant_id = 501 AND key = 'broken-treat';
+DROP FUNCTION public.rewards_bad_segment(bigint);
 -- an inactive template is not issued; bad as_of
 UPDATE aura.reward_templates SET active = false WHERE restaurant_id = 501 AND key = 'weekly-treat';
 SELECT aura.issue_scheduled_rewards('2026-01-20 00:00+00') AS inactive;
@@ -683,3 +711,22 @@ SELECT key, type, value, percentage, min_order_amount, max_discount_amount, vali
        trigger_conditions, auto_apply
   FROM aura.reward_templates WHERE restaurant_id = 509 ORDER BY key;
 SELECT set_config('aura.restaurant_id', '', false) AS no_context;
+
+------------------------------------------------------------------------------
+-- 18. "Reward expiring" notices: reward.expiring once per reward
+------------------------------------------------------------------------------
+SELECT aura.set_context(501);
+SELECT code AS soon FROM aura.issue_reward(501, 91, aura.template_id(501, 'referral')) \gset
+UPDATE aura.rewards SET valid_until = now() + interval '12 hours' WHERE restaurant_id = 501 AND code = :'soon';
+SELECT count(*) AS open_within_a_day FROM aura.rewards_expiring(501, '1 day');
+SELECT aura.notify_expiring_rewards('1 day') AS noticed;
+SELECT aura.notify_expiring_rewards('1 day') AS noticed_again;
+SELECT customer_id, expiry_notice_at IS NOT NULL AS noticed FROM aura.rewards WHERE restaurant_id = 501 AND code = :'soon';
+SELECT event_type, (data ->> 'customer_id')::bigint AS customer_id, data ->> 'code' = :'soon' AS code_ok
+  FROM aura.rule_matches WHERE restaurant_id = 501 AND event_type = 'reward.expiring' ORDER BY id;
+SELECT aura.notify_expiring_rewards('0 seconds');
+SELECT aura.notify_expiring_rewards(NULL);
+SELECT aura.notify_expiring_rewards('1 day', 0);
+SELECT name, fn, every FROM aura.jobs WHERE name = 'reward_expiring';
+SELECT set_config('aura.restaurant_id', '', false) AS no_context;
+UPDATE aura.jobs SET enabled = true WHERE name LIKE 'reward%';

@@ -7,9 +7,15 @@
  *	  from the operating system's CSPRNG (pg_strong_random), shown as
  *	  XXXX-XXXX-XXXX (60 bits, unguessable).  aura._reward_code_normalize()
  *	  turns what a cashier typed into that canonical form.
- *	  aura._reward_evaluate_fast() is the rule check and discount of the
- *	  validation and redemption hot path for rewards that need no order items
- *	  (aura._reward_evaluate, PL/pgSQL, handles the others and calls it).
+ *	  aura.validate_reward() and aura.redeem_reward() run the point-of-sale
+ *	  call here (restaurant in context, no items, a new or no idempotency key, a
+ *	  reward type that needs neither items nor settings): one lookup of the
+ *	  code, every rule (Evaluate), the exact discount and, for a redemption,
+ *	  one statement that writes the redemption row, the reward's new state
+ *	  and the analytics marks.  Every other call is delegated to the
+ *	  PL/pgSQL implementations (aura._validate_reward_plpgsql,
+ *	  aura._redeem_reward_plpgsql), which give the same answers.
+ *	  aura._reward_evaluate_fast() is Evaluate for the PL/pgSQL path.
  */
 #include "postgres.h"
 
@@ -254,7 +260,9 @@ TermText(Datum terms, const char *key)
 		return pnstrdup(v.val.string.val, v.val.string.len);
 	if (v.type == jbvNumeric)
 		return DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v.val.numeric)));
-	return v.val.boolean ? pstrdup("true") : pstrdup("false");
+	if (v.type == jbvBool)
+		return v.val.boolean ? pstrdup("true") : pstrdup("false");
+	return NULL;				/* objects and arrays: no text here */
 }
 
 static int
@@ -532,6 +540,8 @@ static SPIPlanPtr write_plan;
 static SPIPlanPtr event_plan;
 static SPIPlanPtr points_plan;
 static SPIPlanPtr tier_plan;
+static SPIPlanPtr key_lock_plan;
+static SPIPlanPtr key_used_plan;
 
 /*
  * FindReward
@@ -647,7 +657,8 @@ ArgLen(FunctionCallInfo fcinfo, int n)
  * aura_redeem_reward(code, order_ref, order_amount, customer_id,
  * idempotency_key, method, terminal, staff_id, items) -> jsonb
  *		The point-of-sale redemption in C: plain arguments, a restaurant in
- *		context, no idempotency key, no items, a reward type of Evaluate.
+ *		context, no items, a reward type of Evaluate, an idempotency key not
+ *		used before (or none).
  *		Locks the reward row (concurrent redemptions take turns: the second
  *		sees the first's result), checks every rule, then one statement
  *		writes the redemption row, marks the reward redeemed and marks the
@@ -680,7 +691,8 @@ aura_redeem_reward(PG_FUNCTION_ARGS)
 
 	/* only plain calls; the PL/pgSQL owns every error message of the arguments */
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3) ||
-		!PG_ARGISNULL(4) || PG_ARGISNULL(5) || !PG_ARGISNULL(8) ||
+		(!PG_ARGISNULL(4) && (ArgLen(fcinfo, 4) < 1 || ArgLen(fcinfo, 4) > 200)) ||
+		PG_ARGISNULL(5) || !PG_ARGISNULL(8) ||
 		ArgLen(fcinfo, 1) < 1 || ArgLen(fcinfo, 1) > 200 ||
 		(!PG_ARGISNULL(6) && (ArgLen(fcinfo, 6) < 1 || ArgLen(fcinfo, 6) > 100)) ||
 		!AuraCurrentRestaurant(&ctx) || !NormalizeCode(PG_GETARG_TEXT_PP(0), code))
@@ -694,6 +706,40 @@ aura_redeem_reward(PG_FUNCTION_ARGS)
 	order_ref = text_to_cstring(PG_GETARG_TEXT_PP(1));
 
 	SPI_connect();
+
+	/*
+	 * An idempotency key: in the order of the PL/pgSQL path (the reward, the
+	 * key's advisory lock, then the key's redemption), so that both paths
+	 * serialize on it.  A key used before (a replay, or a key reused for
+	 * another redemption) goes to the PL/pgSQL path, which answers it.
+	 */
+	if (!PG_ARGISNULL(4))
+	{
+		Oid			types[2] = {INT8OID, TEXTOID};
+		Datum		args[2] = {Int64GetDatum(ctx), PG_GETARG_DATUM(4)};
+
+		if (!FindReward(ctx, code, false, &rw))
+		{
+			SPI_finish();
+			return Delegate(fcinfo, &redeem_delegate_plan, dsql, 9, dtypes, false);
+		}
+		if (SPI_execute_plan(RewardPlan(&key_lock_plan,
+										"SELECT pg_advisory_xact_lock(hashtextextended("
+										"format('aura.redeem.key:%s:%s', $1, $2), 0))", 2, types),
+							 args, NULL, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "aura: idempotency key lock failed");
+		/* a new statement: its snapshot sees what the key's holder committed */
+		if (SPI_execute_plan(RewardPlan(&key_used_plan,
+										"SELECT 1 FROM aura.reward_redemptions x"
+										" WHERE x.restaurant_id = $1 AND x.idempotency_key = $2", 2, types),
+							 args, NULL, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "aura: idempotency key lookup failed");
+		if (SPI_processed > 0)
+		{
+			SPI_finish();
+			return Delegate(fcinfo, &redeem_delegate_plan, dsql, 9, dtypes, false);
+		}
+	}
 	if (!FindReward(ctx, code, true, &rw) || !FastType(type = RowText(&rw, "type")))
 	{
 		SPI_finish();
@@ -712,10 +758,10 @@ aura_redeem_reward(PG_FUNCTION_ARGS)
 
 	/* the redemption row, the reward's new state, the analytics marks */
 	{
-		static Oid	types[11] = {INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID, NUMERICOID, NUMERICOID,
-		INT8OID, TEXTOID, TEXTOID, INT8OID};
-		Datum		args[11];
-		char		nulls[11];
+		static Oid	types[12] = {INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID, NUMERICOID, NUMERICOID,
+		INT8OID, TEXTOID, TEXTOID, INT8OID, TEXTOID};
+		Datum		args[12];
+		char		nulls[12];
 		int			i;
 
 		args[0] = Int64GetDatum(r);
@@ -729,16 +775,18 @@ aura_redeem_reward(PG_FUNCTION_ARGS)
 		args[8] = PG_GETARG_DATUM(5);
 		args[9] = PG_ARGISNULL(6) ? (Datum) 0 : PG_GETARG_DATUM(6);
 		args[10] = PG_ARGISNULL(7) ? (Datum) 0 : PG_GETARG_DATUM(7);
-		for (i = 0; i < 11; i++)
+		args[11] = PG_ARGISNULL(4) ? (Datum) 0 : PG_GETARG_DATUM(4);
+		for (i = 0; i < 12; i++)
 			nulls[i] = ' ';
 		nulls[9] = PG_ARGISNULL(6) ? 'n' : ' ';
 		nulls[10] = PG_ARGISNULL(7) ? 'n' : ' ';
+		nulls[11] = PG_ARGISNULL(4) ? 'n' : ' ';
 		if (SPI_execute_plan(RewardPlan(&write_plan,
 								  "WITH red AS ("
 								  " INSERT INTO aura.reward_redemptions (restaurant_id, reward_id, customer_id, template_id,"
 								  "   order_ref, original_amount, discount_amount, final_amount, points_credited, method,"
-								  "   terminal, staff_id)"
-								  " VALUES ($1, $2, $3, $4, $5, $6, $7, $6 - $7, $8, $9, $10, coalesce($11, aura.current_user_id()))"
+								  "   terminal, staff_id, idempotency_key)"
+								  " VALUES ($1, $2, $3, $4, $5, $6, $7, $6 - $7, $8, $9, $10, coalesce($11, aura.current_user_id()), $12)"
 								  " RETURNING id, created_at, original_amount, discount_amount, final_amount, points_credited),"
 								  " upd AS ("
 								  " UPDATE aura.rewards x SET status = 'redeemed', redeemed_at = (SELECT created_at FROM red),"
@@ -755,7 +803,7 @@ aura_redeem_reward(PG_FUNCTION_ARGS)
 								  "   OR EXISTS (SELECT 1 FROM aura.notification_rules n"
 								  "    WHERE n.restaurant_id = $1 AND n.enabled)"
 								  "  FROM red",
-								  11, types), args, nulls, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+								  12, types), args, nulls, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
 			elog(ERROR, "aura: redemption insert failed");
 		redemption_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		subscribed = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 6, &isnull));

@@ -105,6 +105,7 @@ CREATE TABLE aura.rewards (
     redeemed_at         timestamptz,
     redeemed_order_ref  text,
     expired_at          timestamptz,
+    expiry_notice_at    timestamptz,
     revoked_at          timestamptz,
     revoke_reason       text,
     PRIMARY KEY (restaurant_id, id),
@@ -1532,6 +1533,46 @@ END
 $$;
 COMMENT ON FUNCTION aura.expire_rewards(timestamptz, int) IS 'Marks active and reserved rewards past valid_until as expired (at most batch per call, reward.expired events); re-running changes nothing. A job of the dispatcher.';
 
+-- "reward expiring" notices: a reward.expiring event (webhooks, notification
+-- rules) once per open reward entering the notice window
+CREATE FUNCTION aura.notify_expiring_rewards(within interval DEFAULT '3 days', batch int DEFAULT 10000)
+    RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, aura, pg_temp
+    AS $$
+DECLARE
+    ctx bigint := aura.current_restaurant();
+    n bigint;
+BEGIN
+    IF within IS NULL OR within < interval '1 minute' OR within > interval '365 days' THEN
+        RAISE EXCEPTION 'within must be between 1 minute and 365 days' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('within is %s.', coalesce(within::text, 'NULL'));
+    END IF;
+    IF batch IS NULL OR batch NOT BETWEEN 1 AND 1000000 THEN
+        RAISE EXCEPTION 'batch must be between 1 and 1000000' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('batch is %s.', coalesce(batch::text, 'NULL'));
+    END IF;
+    PERFORM aura._ledger_check_tenant(coalesce(ctx, 0));
+    WITH due AS (
+        SELECT x.restaurant_id, x.id FROM aura.rewards x
+         WHERE x.status IN ('active', 'reserved') AND x.valid_until > now() AND x.valid_until <= now() + within
+           AND x.expiry_notice_at IS NULL AND (ctx IS NULL OR x.restaurant_id = ctx)
+         ORDER BY x.valid_until LIMIT batch
+           FOR UPDATE SKIP LOCKED
+    ), upd AS (
+        UPDATE aura.rewards x SET expiry_notice_at = now()
+          FROM due WHERE x.restaurant_id = due.restaurant_id AND x.id = due.id
+        RETURNING x.restaurant_id, x.id, x.customer_id, x.code, x.title, x.valid_until
+    )
+    SELECT count(aura.emit_event(u.restaurant_id, 'reward.expiring',
+                                 jsonb_build_object('reward_id', u.id, 'customer_id', u.customer_id, 'code', u.code,
+                                                    'title', u.title, 'valid_until', u.valid_until)))
+      INTO n FROM upd u;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION aura.notify_expiring_rewards(interval, int) IS 'Dispatcher job: emits reward.expiring once for each open reward that expires within the interval; returns how many.';
+
 CREATE FUNCTION aura.rewards_expiring(restaurant_id bigint, within interval DEFAULT '7 days')
     RETURNS TABLE (reward_id bigint, customer_id bigint, code text, title text, type text, value numeric,
                    valid_until timestamptz)
@@ -2159,13 +2200,20 @@ BEGIN
         PERFORM pg_advisory_xact_lock(hashtextextended(format('aura.scheduled:%s:%s', t.restaurant_id, t.id), 0));
         CONTINUE WHEN EXISTS (SELECT 1 FROM aura.reward_jobs j WHERE j.restaurant_id = t.restaurant_id
                                  AND j.kind = 'scheduled' AND j.template_id = t.id AND j.period_start = period);
-        SELECT array_agg(c) INTO audience
-          FROM aura._reward_audience(t.restaurant_id, coalesce(t.trigger_conditions -> 'audience', '{}')) c;
-        res := aura._issue_many(t.restaurant_id, t.id, coalesce(audience, '{}'), 'scheduled', 'scheduled', NULL,
-                                0, 1, NULL, NULL, 0, false, period);
-        n := n + res.issued;
-        PERFORM aura._reward_event(t.restaurant_id, 'reward.scheduled_run', jsonb_build_object('template', t.key,
-            'period_start', period, 'audience', coalesce(cardinality(audience), 0), 'issued', res.issued));
+        -- a template that fails (its audience's segment function raises...)
+        -- is skipped with an event; the others still run
+        BEGIN
+            SELECT array_agg(c) INTO audience
+              FROM aura._reward_audience(t.restaurant_id, coalesce(t.trigger_conditions -> 'audience', '{}')) c;
+            res := aura._issue_many(t.restaurant_id, t.id, coalesce(audience, '{}'), 'scheduled', 'scheduled', NULL,
+                                    0, 1, NULL, NULL, 0, false, period);
+            n := n + res.issued;
+            PERFORM aura._reward_event(t.restaurant_id, 'reward.scheduled_run', jsonb_build_object('template', t.key,
+                'period_start', period, 'audience', coalesce(cardinality(audience), 0), 'issued', res.issued));
+        EXCEPTION WHEN OTHERS THEN
+            PERFORM aura._reward_event(t.restaurant_id, 'reward.scheduled_failed', jsonb_build_object('template', t.key,
+                'period_start', period, 'error', SQLERRM, 'sqlstate', SQLSTATE));
+        END;
     END LOOP;
     RETURN n;
 END
@@ -2505,7 +2553,7 @@ GRANT EXECUTE ON FUNCTION aura.issue_reward(bigint, bigint, bigint, text, int, t
     aura.search_rewards(jsonb, text, int, text),
     aura.record_referral(bigint, bigint, bigint)
     TO aura_staff;
-GRANT EXECUTE ON FUNCTION aura.issue_scheduled_rewards(timestamptz),
+GRANT EXECUTE ON FUNCTION aura.issue_scheduled_rewards(timestamptz), aura.notify_expiring_rewards(interval, int),
     aura._issue_rewards_batch_start(bigint, bigint[], int), aura._issue_rewards_batch(bigint, bigint[], boolean, text)
     TO aura_manager;
 REVOKE ALL ON PROCEDURE aura.issue_rewards_bulk_batched(bigint, bigint[], int, bigint) FROM PUBLIC;
@@ -2574,6 +2622,7 @@ INSERT INTO aura.privilege_matrix (object, kind, role, privileges) VALUES
     ('aura.loyalty_tier_distribution', 'view', 'aura_reporting', 'SELECT'),
     ('aura.record_referral(bigint, bigint, bigint)', 'function', 'aura_staff', 'EXECUTE'),
     ('aura.redeem_reward(text, text, numeric, bigint, text, text, text, bigint, jsonb)', 'function', 'aura_staff', 'EXECUTE'),
+    ('aura.notify_expiring_rewards(interval, integer)', 'function', 'aura_manager', 'EXECUTE'),
     ('aura.refresh_reward_analytics()', 'function', 'aura_manager', 'EXECUTE'),
     ('aura.release_reward(text, text)', 'function', 'aura_staff', 'EXECUTE'),
     ('aura.reserve_reward(text, text, interval, bigint)', 'function', 'aura_staff', 'EXECUTE'),

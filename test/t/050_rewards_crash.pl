@@ -2,7 +2,8 @@
 # rewards that credit points, reserve and release, cancel redemptions and
 # validate, while a busy backend is killed with SIGKILL (the server restarts)
 # and later the server stops in immediate mode.  A bulk issue of 20,000
-# rewards is killed part-way.  Afterwards nothing is half-written: every
+# rewards is killed part-way, and a redemption is killed after its writes,
+# before its COMMIT.  Afterwards nothing is half-written: every
 # reward's points cost is in the ledger, every redeemed reward has its
 # redemption row (and the points it credited), redemption and cancellation
 # rows pair up with the rewards' states, the killed bulk issue left no reward
@@ -131,6 +132,33 @@ is(count_of(q{SELECT count(*) FROM aura.reward_jobs WHERE restaurant_id = 1 AND 
     '0', 'and no job row');
 is(count_of(q{SELECT issued_count FROM aura.reward_templates WHERE restaurant_id = 1 AND key = 'bulk'}),
     '0', 'and did not count any issue');
+
+# a redemption killed between its writes and its commit leaves nothing
+my $pending = count_of(q{
+    SELECT code FROM aura.issue_reward(1, 7, aura.template_id(1, 'bonus'), 'manual', NULL, 'crash-pending')});
+my $balance_before = count_of('SELECT balance FROM aura.loyalty_accounts WHERE restaurant_id = 1 AND customer_id = 7');
+my ($rout, $rerr) = ('', '');
+my $redeem = IPC::Run::start(
+    ['psql', '-X', '-d', $node->connstr('postgres'), '-c',
+     "SET aura.restaurant_id = 1; BEGIN; SELECT aura.redeem_reward('$pending', 'order-pending', 20, 7); "
+     . "SELECT pg_sleep(60); COMMIT;"],
+    '>', \$rout, '2>', \$rerr);
+ok($node->poll_query_until('postgres', q{
+    SELECT count(*) > 0 FROM pg_stat_activity WHERE query LIKE '%order-pending%' AND wait_event = 'PgSleep'}),
+    'a redemption has written its rows and waits before COMMIT');
+my $redeem_pid = count_of(
+    "SELECT pid FROM pg_stat_activity WHERE query LIKE '%order-pending%' AND pid <> pg_backend_pid() LIMIT 1");
+kill 'KILL', $redeem_pid if $redeem_pid =~ /^\d+$/;
+$redeem->finish;
+$node->poll_query_until('postgres', 'SELECT true') or die 'server did not come back after the redeem kill';
+is(count_of(qq{SELECT status FROM aura.rewards WHERE restaurant_id = 1 AND code = '$pending'}), 'active',
+    'the killed redemption left the reward active');
+is(count_of(q{SELECT count(*) FROM aura.reward_redemptions WHERE restaurant_id = 1 AND order_ref = 'order-pending'}),
+    '0', 'and no redemption row');
+is(count_of('SELECT balance FROM aura.loyalty_accounts WHERE restaurant_id = 1 AND customer_id = 7'), $balance_before,
+    'and credited no points');
+like(count_of(qq{SET aura.restaurant_id = 1; SELECT aura.redeem_reward('$pending', 'order-pending', 20, 7) ->> 'points_credited'}),
+    qr/^40$/, 'the reward redeems afterwards');
 
 # consistency after all of it
 is(count_of('SELECT count(*) FROM aura.verify_ledger(1)'), '0', 'verify_ledger finds nothing');
