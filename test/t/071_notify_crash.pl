@@ -1,4 +1,4 @@
-# The dispatcher under failure: the receiver down for a while then up, the
+# The dispatcher under failure: the receiver down for 30 s then up, the
 # dispatcher killed with SIGKILL mid-batch, an immediate server stop
 # mid-batch, pg_terminate_backend mid-batch (the postmaster starts the dispatcher
 # again), kill -9 of an idle dispatcher, and a paused dispatcher.  Nothing is
@@ -13,7 +13,8 @@ use AuraSinks;
 
 my $dir = PostgreSQL::Test::Utils::tempdir;
 my $node = notify_node('notify_crash', join("\n",
-    "aura.retry_schedule = '0.5,1,1,2,2,2,2,2,2,2'",
+    # retries span > 30 s even with -20% jitter: a 30 s outage dead-letters nothing
+    "aura.retry_schedule = '0.5,1,2,4,6,8,8,8,8,8'",
     "aura.batch_size = 20", "aura.max_concurrency = 8"));
 my $sink_port = PostgreSQL::Test::Cluster::get_free_port();
 my ($port, $sink, $log) = start_http_sink($dir, $sink_port);
@@ -49,12 +50,14 @@ sub check_all_arrived
     note("$what: $dups message ids received more than once");
 }
 
-# 1. receiver down, then up again: retries deliver everything
+# 1. receiver down for 30 s, then up again: retries deliver everything
 stop_sink($sink);
+my $down_since = time;
 emit(30, 'outage');
 ok(wait_for(sub { sql("SELECT count(*) FROM aura.notifications WHERE status = 'failed' AND last_error ~* 'connect'") > 0 }, 10),
     'while the receiver is down, deliveries fail and wait for a retry');
-sleep 3;
+sleep 1 while time - $down_since < 30;
+ok(sql("SELECT max(attempts) FROM aura.notifications") >= 3, 'during the 30 s outage every message was retried several times');
 is(sql("SELECT count(*) FROM aura.notifications WHERE status = 'dead'"), '0', 'nothing is dead-lettered during the outage');
 # the secret is given at start: a retry may arrive before any control request
 ($port, $sink, $log) = start_http_sink($dir, $sink_port, undef, [$secret]);
