@@ -611,6 +611,7 @@ AuraWorkerMain(Datum arg)
 	MemoryContext loop_cxt;
 	AuraRequest *pending = NULL;
 	int			pending_n = 0;
+	bool		was_paused = false;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, HandleSigterm);
@@ -661,6 +662,14 @@ AuraWorkerMain(Datum arg)
 		}
 		if (got_sigterm)
 			break;
+		if (aura_dispatcher_paused != was_paused)
+		{
+			was_paused = aura_dispatcher_paused;
+			ereport(LOG,
+					(errmsg(was_paused ? "aura dispatcher paused: no message is sent and no job runs"
+							: "aura dispatcher resumed"),
+					 was_paused ? errhint("Set aura.dispatcher_paused = off and reload to resume.") : 0));
+		}
 
 		MemoryContextSwitchTo(loop_cxt);
 		SpinLockAcquire(&aura_worker_shared->mutex);

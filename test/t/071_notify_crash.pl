@@ -137,6 +137,8 @@ is(sql("SELECT count(*) FROM aura.notifications WHERE status = 'queued' AND payl
 is(scalar(sink_records($log, '/w')), $before, 'paused: nothing is sent');
 is(sql("SELECT runs FROM aura.jobs WHERE name = 'notification_digests'"), $runs, 'paused: a due job does not run');
 isnt(worker_pid(), '', 'paused: the dispatcher is still running');
+like(slurp_file($node->logfile), qr/aura dispatcher paused: no message is sent and no job runs/,
+    'paused: the server log says so');
 $node->append_conf('postgresql.conf', "aura.dispatcher_paused = off\n");
 $node->reload;
 check_all_arrived('paused, then resumed');
