@@ -396,7 +396,7 @@ RecordBatch(AuraRequest *reqs, int n, bool claim_next, int *nnext)
 								   6, argtypes, args, NULL, false, 0);
 		if (rc != SPI_OK_SELECT)
 			elog(ERROR, "aura._record() failed: %d", rc);
-		if (claim_next && !got_sigterm)
+		if (claim_next && !got_sigterm && !aura_dispatcher_paused)
 		{
 			MemoryContext cxt = CurrentMemoryContext;
 			ResourceOwner owner = CurrentResourceOwner;
@@ -688,7 +688,10 @@ AuraWorkerMain(Datum arg)
 		}
 		else if (aura_dispatcher_paused)
 		{
-			/* paused (aura.dispatcher_paused): alive, but claims nothing */
+			/*
+			 * paused (aura.dispatcher_paused): alive, but claims nothing; a
+			 * batch claimed before the reload was seen is still sent above
+			 */
 			reqs = NULL;
 			n = 0;
 		}

@@ -145,6 +145,25 @@ check_all_arrived('paused, then resumed');
 ok(wait_for(sub { sql("SELECT runs FROM aura.jobs WHERE name = 'notification_digests'") > $runs }, 10),
     'resumed: the due job runs');
 
+# 7. paused in the middle of a drain: the batch in flight, and at most the one claimed
+#    with its outcomes, are finished; then nothing more is claimed until resumed
+sink_control($port, { path => '/w', mode => 'slow' });
+emit(100, 'drain-pause');
+my $q = "SELECT count(*) FROM aura.notifications WHERE status = 'queued' AND payload -> 'data' ->> 'tag' = 'drain-pause'";
+ok(wait_for(sub { sql("SELECT count(*) FROM aura.notifications WHERE status = 'sending'") > 0 }, 10), 'drain in progress');
+$node->append_conf('postgresql.conf', "aura.dispatcher_paused = on\n");
+$node->reload;
+ok(wait_for(sub { sql("SELECT count(*) FROM aura.notifications WHERE status = 'sending'") eq '0' }, 30),
+    'paused mid-drain: the batches in hand are finished');
+my $left = sql($q);
+ok($left >= 40, "paused mid-drain: no further batch is claimed ($left of 100 wait)");
+sleep 2;
+is(sql($q), $left, 'paused mid-drain: and they keep waiting');
+sink_control($port, { path => '/w', mode => 'ok' });
+$node->append_conf('postgresql.conf', "aura.dispatcher_paused = off\n");
+$node->reload;
+check_all_arrived('paused mid-drain, then resumed');
+
 stop_sink($sink);
 $node->stop;
 done_testing();
