@@ -33,8 +33,9 @@ ROLLBACK;
 SELECT aura.test_webhook(:hook) AS ping;
 SELECT pg_sleep(1);
 
-\echo 'the outbox: every message delivered, with its stable id, attempts and latency:'
-SELECT msg_id, event_type, channel, status, attempts, response_code AS code
+\echo 'the outbox: every message with its stable id, status, attempts and response code; the dead ones'
+\echo 'come from the rule of the insights demo, made before its channel and recipients were set up (the error says why):'
+SELECT msg_id, event_type, channel, status, attempts, response_code AS code, left(last_error, 50) AS error
   FROM aura.notifications WHERE restaurant_id = :r ORDER BY id;
 \echo 'what the local sink received (it checks the Standard Webhooks signature and the Slack shape):'
 SELECT r ->> 'path' AS path, r -> 'headers' ->> 'webhook-id' AS webhook_id,

@@ -400,7 +400,7 @@ RecordBatch(AuraRequest *reqs, int n, bool claim_next, int *nnext)
 								   6, argtypes, args, NULL, false, 0);
 		if (rc != SPI_OK_SELECT)
 			elog(ERROR, "aura._record() failed: %d", rc);
-		if (claim_next && !got_sigterm)
+		if (claim_next && !got_sigterm && !aura_dispatcher_paused)
 		{
 			MemoryContext cxt = CurrentMemoryContext;
 			ResourceOwner owner = CurrentResourceOwner;
@@ -615,6 +615,7 @@ AuraWorkerMain(Datum arg)
 	MemoryContext loop_cxt;
 	AuraRequest *pending = NULL;
 	int			pending_n = 0;
+	bool		was_paused = false;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, HandleSigterm);
@@ -665,6 +666,14 @@ AuraWorkerMain(Datum arg)
 		}
 		if (got_sigterm)
 			break;
+		if (aura_dispatcher_paused != was_paused)
+		{
+			was_paused = aura_dispatcher_paused;
+			ereport(LOG,
+					(errmsg(was_paused ? "aura dispatcher paused: no message is sent and no job runs"
+							: "aura dispatcher resumed"),
+					 was_paused ? errhint("Set aura.dispatcher_paused = off and reload to resume.") : 0));
+		}
 
 		MemoryContextSwitchTo(loop_cxt);
 		SpinLockAcquire(&aura_worker_shared->mutex);
@@ -683,7 +692,10 @@ AuraWorkerMain(Datum arg)
 		}
 		else if (aura_dispatcher_paused)
 		{
-			/* paused (aura.dispatcher_paused): alive, but claims nothing */
+			/*
+			 * paused (aura.dispatcher_paused): alive, but claims nothing; a
+			 * batch claimed before the reload was seen is still sent above
+			 */
 			reqs = NULL;
 			n = 0;
 		}

@@ -1536,7 +1536,7 @@ BEGIN
                previous_secret = aura._encrypt_secret(plain2, x.restaurant_id)
          WHERE w.restaurant_id = x.restaurant_id AND w.id = x.id;
         plain := NULL; plain2 := NULL;
-        done := done + 1;
+        done := done + 1 + (x.previous_secret IS NOT NULL)::int;     -- values, as encryption_key_usage counts
     END LOOP;
     IF unreadable > 0 THEN
         RAISE WARNING '% notification secret(s) cannot be unsealed with the loaded keys', unreadable
@@ -1546,7 +1546,25 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION aura.reseal_notification_secrets(int) IS
-    'Re-seals up to batch channel and webhook secrets sealed with an older master key (or the legacy aura.notify_secret_key) with the current key; returns how many.';
+    'Re-seals up to batch channels and webhooks whose secrets are sealed with an older master key (or the legacy aura.notify_secret_key) with the current key; returns how many secret values (a webhook in rotation overlap has two).';
+
+-- Channel and webhook secrets are sealed with the same master key as secret
+-- settings: the settings part's rotation progress view (and through it the
+-- encryption_key deployment check) counts them too.  Same columns as the
+-- view of 10_settings.sql, which this replaces with its own rows plus ours;
+-- a legacy (pgcrypto) value shows as key id 'notify_secret_key (legacy)'.
+CREATE OR REPLACE VIEW aura.encryption_key_usage AS
+    SELECT key_id, count(*) AS secret_values
+      FROM (SELECT key_id FROM aura.system_settings WHERE key_id IS NOT NULL
+            UNION ALL SELECT key_id FROM aura.setting_values WHERE key_id IS NOT NULL
+            UNION ALL SELECT coalesce(aura._sealed_key_id(c.secret), 'notify_secret_key (legacy)')
+                        FROM aura.notification_channels c WHERE c.secret IS NOT NULL
+            UNION ALL SELECT coalesce(aura._sealed_key_id(w.secret), 'notify_secret_key (legacy)')
+                        FROM aura.webhooks w
+            UNION ALL SELECT coalesce(aura._sealed_key_id(w.previous_secret), 'notify_secret_key (legacy)')
+                        FROM aura.webhooks w WHERE w.previous_secret IS NOT NULL) k
+     GROUP BY key_id;
+COMMENT ON VIEW aura.encryption_key_usage IS 'How many secret values each key id seals (rotation progress): secret settings, notification channel and webhook secrets.';
 
 INSERT INTO aura.jobs (name, fn, every) VALUES
     ('notification_digests', 'aura.run_digests', '1 minute'),

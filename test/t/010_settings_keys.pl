@@ -171,7 +171,7 @@ like($err, qr/sealed with key "k2", which is not loaded/, 'missing key id: clear
 write_key("k2:$k2\n");
 $node->reload;
 $node->poll_query_until('postgres', q{SELECT current_key_id = 'k2' FROM aura.encryption_key_status()});
-$node->safe_psql('postgres', q{UPDATE aura.system_settings SET secret = overlay(secret placing '\x00'::bytea from 20 for 1)
+$node->safe_psql('postgres', q{UPDATE aura.system_settings SET secret = set_byte(secret, 19, get_byte(secret, 19) # 1)
                                WHERE key = 'notifications.email.password'});
 ($ret, $out, $err) = $node->psql('postgres', q{SELECT aura.reveal_secret('notifications.email.password')});
 like($err, qr/sealed secret failed authentication/, 'tampered ciphertext: authentication error');

@@ -232,6 +232,37 @@ like($logged, qr/aura dispatcher started/, 'the filtered log still holds the ser
 is(scalar(grep { index($dumped, $_) >= 0 } @plain), 0, 'no plaintext secret in the pg_dump');
 is(scalar(grep { index($logged, $_) >= 0 } @plain), 0, 'no plaintext secret in the server log (statements aside)');
 
+# --- one master key to rotate: a new key first, the old one kept; the re-seal moves
+#     channel and webhook secrets onto the new key (rotation progress shows it); then
+#     the old key is removed and deliveries still sign with the same secret
+my $keyfile = "$dir/master.keys";
+my $old_key = '0b30557a9fc4e90e33587da2c7ec11365b80a5caef14395e83a8cdf2173c6186';
+my $new_key = 'a1' x 32;
+sub write_keys { open(my $fh, '>', $keyfile) or die; print $fh $_[0]; close $fh; chmod 0600, $keyfile; }
+write_keys("tapnotify2:$new_key\ntapnotify:$old_key\n");
+$node->append_conf('postgresql.conf', "aura.encryption_key_command = ''\naura.encryption_key_file = '$keyfile'\n");
+$node->reload;
+$node->poll_query_until('postgres', q{SELECT current_key_id = 'tapnotify2' FROM aura.encryption_key_status()})
+    or die 'new key not loaded';
+like(sql("SELECT string_agg(key_id || '=' || secret_values, ',' ORDER BY key_id) FROM aura.encryption_key_usage"),
+     qr/^tapnotify=\d+$/, 'rotation progress counts the channel and webhook secrets (all on the old key)');
+like(sql("SELECT detail FROM aura.deployment_check() WHERE name = 'encryption_key'"), qr/\d+ sealed with older keys/,
+   'the encryption_key check sees the rotation unfinished');
+my $n_sealed = sql("SELECT sum(secret_values) FROM aura.encryption_key_usage");
+is(sql("SELECT aura.reseal_notification_secrets()"), $n_sealed, 'reseal_notification_secrets re-seals every one');
+is(sql("SELECT string_agg(key_id || '=' || secret_values, ',') FROM aura.encryption_key_usage"), "tapnotify2=$n_sealed",
+   'all on the new key');
+write_keys("tapnotify2:$new_key\n");
+$node->reload;
+$node->poll_query_until('postgres', q{SELECT key_count = 1 FROM aura.encryption_key_status()}) or die 'old key not dropped';
+sleep 1;    # the dispatcher reloads its configuration too
+$before = scalar(sink_records($log, '/hook'));
+sink_control($port, { secrets => [$new] });
+sql("$ctx SELECT aura.emit_event(701, 'reward.issued', '{\"after\": \"rotation\"}')");
+ok(wait_for(sub { sink_records($log, '/hook') > $before }, 10), 'after the rotation (old key gone) the webhook still delivers');
+my ($after) = grep { ($_->{body} // '') =~ /rotation/ } sink_records($log, '/hook');
+ok($after && $after->{sig_ok}, 'signed with the same webhook secret, unsealed with the new key');
+
 stop_sink($smtp);
 stop_sink($sink);
 $node->stop;

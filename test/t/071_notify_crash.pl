@@ -1,4 +1,4 @@
-# The dispatcher under failure: the receiver down for a while then up, the
+# The dispatcher under failure: the receiver down for 30 s then up, the
 # dispatcher killed with SIGKILL mid-batch, an immediate server stop
 # mid-batch, pg_terminate_backend mid-batch (the postmaster starts the dispatcher
 # again), kill -9 of an idle dispatcher, and a paused dispatcher.  Nothing is
@@ -13,7 +13,8 @@ use AuraSinks;
 
 my $dir = PostgreSQL::Test::Utils::tempdir;
 my $node = notify_node('notify_crash', join("\n",
-    "aura.retry_schedule = '0.5,1,1,2,2,2,2,2,2,2'",
+    # retries span > 30 s even with -20% jitter: a 30 s outage dead-letters nothing
+    "aura.retry_schedule = '0.5,1,2,4,6,8,8,8,8,8'",
     "aura.batch_size = 20", "aura.max_concurrency = 8"));
 my $sink_port = PostgreSQL::Test::Cluster::get_free_port();
 my ($port, $sink, $log) = start_http_sink($dir, $sink_port);
@@ -49,12 +50,14 @@ sub check_all_arrived
     note("$what: $dups message ids received more than once");
 }
 
-# 1. receiver down, then up again: retries deliver everything
+# 1. receiver down for 30 s, then up again: retries deliver everything
 stop_sink($sink);
+my $down_since = time;
 emit(30, 'outage');
 ok(wait_for(sub { sql("SELECT count(*) FROM aura.notifications WHERE status = 'failed' AND last_error ~* 'connect'") > 0 }, 10),
     'while the receiver is down, deliveries fail and wait for a retry');
-sleep 3;
+sleep 1 while time - $down_since < 30;
+ok(sql("SELECT max(attempts) FROM aura.notifications") >= 3, 'during the 30 s outage every message was retried several times');
 is(sql("SELECT count(*) FROM aura.notifications WHERE status = 'dead'"), '0', 'nothing is dead-lettered during the outage');
 # the secret is given at start: a retry may arrive before any control request
 ($port, $sink, $log) = start_http_sink($dir, $sink_port, undef, [$secret]);
@@ -134,11 +137,32 @@ is(sql("SELECT count(*) FROM aura.notifications WHERE status = 'queued' AND payl
 is(scalar(sink_records($log, '/w')), $before, 'paused: nothing is sent');
 is(sql("SELECT runs FROM aura.jobs WHERE name = 'notification_digests'"), $runs, 'paused: a due job does not run');
 isnt(worker_pid(), '', 'paused: the dispatcher is still running');
+like(slurp_file($node->logfile), qr/aura dispatcher paused: no message is sent and no job runs/,
+    'paused: the server log says so');
 $node->append_conf('postgresql.conf', "aura.dispatcher_paused = off\n");
 $node->reload;
 check_all_arrived('paused, then resumed');
 ok(wait_for(sub { sql("SELECT runs FROM aura.jobs WHERE name = 'notification_digests'") > $runs }, 10),
     'resumed: the due job runs');
+
+# 7. paused in the middle of a drain: the batch in flight, and at most the one claimed
+#    with its outcomes, are finished; then nothing more is claimed until resumed
+sink_control($port, { path => '/w', mode => 'slow' });
+emit(100, 'drain-pause');
+my $q = "SELECT count(*) FROM aura.notifications WHERE status = 'queued' AND payload -> 'data' ->> 'tag' = 'drain-pause'";
+ok(wait_for(sub { sql("SELECT count(*) FROM aura.notifications WHERE status = 'sending'") > 0 }, 10), 'drain in progress');
+$node->append_conf('postgresql.conf', "aura.dispatcher_paused = on\n");
+$node->reload;
+ok(wait_for(sub { sql("SELECT count(*) FROM aura.notifications WHERE status = 'sending'") eq '0' }, 30),
+    'paused mid-drain: the batches in hand are finished');
+my $left = sql($q);
+ok($left >= 40, "paused mid-drain: no further batch is claimed ($left of 100 wait)");
+sleep 2;
+is(sql($q), $left, 'paused mid-drain: and they keep waiting');
+sink_control($port, { path => '/w', mode => 'ok' });
+$node->append_conf('postgresql.conf', "aura.dispatcher_paused = off\n");
+$node->reload;
+check_all_arrived('paused mid-drain, then resumed');
 
 stop_sink($sink);
 $node->stop;
