@@ -947,6 +947,7 @@ CREATE PROCEDURE aura.rotate_encryption_key(batch int DEFAULT 1000)
 DECLARE
     r record;
     total bigint := 0;
+    n int;
 BEGIN
     LOOP
         r := aura.rotate_encryption_key_batch(batch);
@@ -955,13 +956,25 @@ BEGIN
         COMMIT;
         EXIT WHEN r.remaining = 0 OR r.reencrypted = 0;
     END LOOP;
+    -- the other sealed secrets: notification channels and webhooks
+    -- (aura.reseal_notification_secrets, also run by a dispatcher job)
+    total := 0;
+    LOOP
+        n := aura.reseal_notification_secrets(batch);
+        total := total + n;
+        COMMIT;
+        EXIT WHEN n < batch;
+    END LOOP;
+    IF total > 0 THEN
+        RAISE NOTICE 're-sealed % notification secret value(s) with key %', total, r.current_key_id;
+    END IF;
     IF r.remaining > 0 THEN
         RAISE WARNING '% value(s) could not be re-encrypted now (locked by other transactions)', r.remaining
             USING HINT = 'Call aura.rotate_encryption_key() again.';
     END IF;
 END
 $$;
-COMMENT ON PROCEDURE aura.rotate_encryption_key(int) IS 'Online key rotation: re-seals every secret value with the current key in committed batches; interruptible and resumable.';
+COMMENT ON PROCEDURE aura.rotate_encryption_key(int) IS 'Online key rotation: re-seals every secret value (settings, notification channels, webhooks) with the current key in committed batches; interruptible and resumable.';
 
 CREATE VIEW aura.encryption_key_usage AS
     SELECT key_id, count(*) AS secret_values

@@ -1645,7 +1645,13 @@ BEGIN
         EXIT WHEN s.pid IS NOT NULL;
         PERFORM pg_sleep(0.1);
     END LOOP;
-    IF s.pid IS NOT NULL AND EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = s.pid) THEN
+    IF s.pid IS NOT NULL AND EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = s.pid)
+       AND coalesce(current_setting('aura.dispatcher_paused', true), 'off')::boolean THEN
+        ok := false;
+        detail := format('preloaded; dispatcher in database %s is paused (aura.dispatcher_paused = on): '
+                         'nothing is delivered and no job runs until it is set off and the configuration reloaded',
+                         current_setting('aura.database'));
+    ELSIF s.pid IS NOT NULL AND EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = s.pid) THEN
         ok := true;
         detail := format('preloaded; dispatcher running in database %s', current_setting('aura.database'));
     ELSE

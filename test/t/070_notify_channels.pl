@@ -232,7 +232,7 @@ like($logged, qr/aura dispatcher started/, 'the filtered log still holds the ser
 is(scalar(grep { index($dumped, $_) >= 0 } @plain), 0, 'no plaintext secret in the pg_dump');
 is(scalar(grep { index($logged, $_) >= 0 } @plain), 0, 'no plaintext secret in the server log (statements aside)');
 
-# --- one master key to rotate: a new key first, the old one kept; the re-seal moves
+# --- one master key to rotate: a new key first, the old one kept; the rotation moves
 #     channel and webhook secrets onto the new key (rotation progress shows it); then
 #     the old key is removed and deliveries still sign with the same secret
 my $keyfile = "$dir/master.keys";
@@ -249,7 +249,9 @@ like(sql("SELECT string_agg(key_id || '=' || secret_values, ',' ORDER BY key_id)
 like(sql("SELECT detail FROM aura.deployment_check() WHERE name = 'encryption_key'"), qr/\d+ sealed with older keys/,
    'the encryption_key check sees the rotation unfinished');
 my $n_sealed = sql("SELECT sum(secret_values) FROM aura.encryption_key_usage");
-is(sql("SELECT aura.reseal_notification_secrets()"), $n_sealed, 'reseal_notification_secrets re-seals every one');
+my ($rc, $rot_out, $rot_err) = $node->psql('postgres', 'CALL aura.rotate_encryption_key()');
+like($rot_err, qr/re-sealed $n_sealed notification secret value\(s\) with key tapnotify2/,
+     'CALL aura.rotate_encryption_key() re-seals every channel and webhook secret');
 is(sql("SELECT string_agg(key_id || '=' || secret_values, ',') FROM aura.encryption_key_usage"), "tapnotify2=$n_sealed",
    'all on the new key');
 write_keys("tapnotify2:$new_key\n");
