@@ -68,13 +68,14 @@ extern void LedgerEmitEvent(int64 restaurant_id, const char *event_type, const c
 
 /*
  * Batches: postings of one statement (a bulk insert of orders).  Each
- * account is locked once, when its first posting comes (so in the same
- * order as row-by-row postings), and written once, at LedgerBatchEnd;
+ * account is locked once (by LedgerBatchLock up front, in ascending order,
+ * or else at its first posting) and written once, at LedgerBatchEnd;
  * idempotency keys are probed on the index directly.  Same rows, same
  * balances, same events as LedgerPost one by one.  SPI connected.
  */
 typedef struct LedgerBatch LedgerBatch;
 extern LedgerBatch *LedgerBatchBegin(void);
+extern void LedgerBatchLock(LedgerBatch *b, int64 restaurant_id, int64 customer_id);
 extern int64 LedgerBatchPost(LedgerBatch *b, LedgerPosting *p, bool *posted);
 extern void LedgerBatchEnd(LedgerBatch *b);
 /* the restaurant's settings, read once per batch */

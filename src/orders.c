@@ -736,6 +736,89 @@ aura_orders_trigger(PG_FUNCTION_ARGS)
 	return PointerGetDatum(NULL);
 }
 
+typedef struct AccountId
+{
+	int64		restaurant_id;
+	int64		customer_id;
+} AccountId;
+
+static int
+AccountIdCmp(const void *a, const void *b)
+{
+	const AccountId *x = a;
+	const AccountId *y = b;
+
+	if (x->restaurant_id != y->restaurant_id)
+		return x->restaurant_id < y->restaurant_id ? -1 : 1;
+	if (x->customer_id != y->customer_id)
+		return x->customer_id < y->customer_id ? -1 : 1;
+	return 0;
+}
+
+/*
+ * LockOrderAccounts
+ *		First pass over the inserted rows: the accounts of the completed
+ *		orders, locked (created when missing) in ascending (restaurant,
+ *		customer) order, the order transfers lock in too: two bulk inserts
+ *		with the same customers in different orders do not deadlock.
+ */
+static void
+LockOrderAccounts(LedgerBatch *b, OrdersTrigState *st, Relation rel, Tuplestorestate *ts,
+				  TupleTableSlot *slot)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	AccountId  *ids;
+	int			n = 0,
+				cap = 64,
+				i;
+
+	MemoryContext rowcxt = AllocSetContextCreate(CurrentMemoryContext, "aura order accounts",
+												 ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old;
+
+	ids = palloc(sizeof(AccountId) * cap);
+	tuplestore_rescan(ts);
+	while (tuplestore_gettupleslot(ts, true, false, slot))
+	{
+		HeapTuple	tup;
+		bool		shouldfree;
+		int64		r,
+					c;
+		bool		wanted;
+
+		MemoryContextReset(rowcxt);
+		old = MemoryContextSwitchTo(rowcxt);
+		tup = ExecFetchSlotHeapTuple(slot, false, &shouldfree);
+		wanted = StatusOf(st, tup, desc) == 'c' &&
+			IdValue(tup, desc, st->att_restaurant, st->typ_restaurant, &r) &&
+			IdValue(tup, desc, st->att_customer, st->typ_customer, &c) && r > 0 && c > 0;
+		MemoryContextSwitchTo(old);
+		if (wanted)
+		{
+			if (n == cap)
+			{
+				cap *= 2;
+				ids = repalloc_huge(ids, sizeof(AccountId) * cap);
+			}
+			ids[n].restaurant_id = r;
+			ids[n].customer_id = c;
+			n++;
+		}
+	}
+	MemoryContextDelete(rowcxt);
+	qsort(ids, n, sizeof(AccountId), AccountIdCmp);
+	for (i = 0; i < n; i++)
+		if (i == 0 || AccountIdCmp(&ids[i], &ids[i - 1]) != 0)
+		{
+			CHECK_FOR_INTERRUPTS();
+			/* per account: what SPI allocates goes with SPI_finish */
+			SPI_connect();
+			LedgerBatchLock(b, ids[i].restaurant_id, ids[i].customer_id);
+			SPI_finish();
+		}
+	pfree(ids);
+}
+
 /*
  * aura_orders_insert_trigger
  *		AFTER INSERT statement trigger with the inserted rows as transition
@@ -769,6 +852,7 @@ aura_orders_insert_trigger(PG_FUNCTION_ARGS)
 	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "aura order rows", ALLOCSET_DEFAULT_SIZES);
 
 	b = LedgerBatchBegin();
+	LockOrderAccounts(b, st, rel, td->tg_newtable, slot);
 	tuplestore_rescan(td->tg_newtable);
 	while (tuplestore_gettupleslot(td->tg_newtable, true, false, slot))
 	{
