@@ -86,6 +86,15 @@ UPDATE lo_bulk SET status = 'completed' WHERE id IN (1, 2);
 SELECT kind, reference, points FROM aura.points_transactions
  WHERE restaurant_id = 421 AND reference IN ('1', '2') ORDER BY id;
 
+-- the same order id twice in one statement (a table without key): earns once
+CREATE TABLE lo_nokey (id text, r bigint, c bigint, amount numeric, status text);
+SELECT aura.attach_orders('lo_nokey', 'r', 'c', 'amount', 'status', 'id');
+INSERT INTO lo_nokey VALUES ('dup', 421, 8, 10, 'completed'), ('dup', 421, 8, 99, 'completed'),
+                            ('dup', 421, 9, 50, 'completed');
+SELECT customer_id, points, reference FROM aura.points_transactions WHERE restaurant_id = 421 AND reference = 'dup';
+SELECT aura.detach_orders('lo_nokey');
+DROP TABLE lo_nokey;
+
 -- 3. A failing bulk insert posts nothing; the next statement (same
 --    transaction, after a rolled-back savepoint) posts normally
 BEGIN;
