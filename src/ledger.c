@@ -42,6 +42,7 @@
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
+#include "utils/inval.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -105,6 +106,20 @@ static SPIPlanPtr plan_lot_update;
 static SPIPlanPtr plan_pending;
 static SPIPlanPtr plan_event;
 
+static void AccountsInvalidate(Datum arg, Oid relid);
+
+/* the loyalty module's one relcache callback: every cache of its files */
+static void
+LedgerRelcacheCallback(Datum arg, Oid relid)
+{
+	AccountsInvalidate(arg, relid);
+	LedgerHeapInvalidate(arg, relid);
+	LedgerEventsInvalidate(arg, relid);
+	MultipliersInvalidate(arg, relid);
+	TiersInvalidate(arg, relid);
+	MilestonesInvalidate(arg, relid);
+}
+
 const char *
 LedgerKindName(LedgerKind kind)
 {
@@ -119,10 +134,7 @@ void
 LedgerInit(void)
 {
 	LedgerHeapInit();
-	LedgerEventsInit();
-	MultipliersInit();
-	TiersInit();
-	OrdersInit();
+	CacheRegisterRelcacheCallback(LedgerRelcacheCallback, (Datum) 0);
 }
 
 /*
@@ -359,6 +371,114 @@ KeyLookup(LedgerPosting *p, int64 *txid)
 	return true;
 }
 
+/* the account table, its primary key and its columns, looked up once */
+static Oid	acc_relid = InvalidOid;
+static Oid	acc_pkey = InvalidOid;
+static AttrNumber acc_att[10];
+static const char *const acc_cols[10] = {"balance", "pending", "lifetime_earned", "lifetime_spent",
+	"lifetime_spend_amount", "order_count", "tier", "tier_since", "enrolled_at", "status"};
+
+static void
+AccountsInvalidate(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == acc_relid)
+		acc_relid = acc_pkey = InvalidOid;
+}
+
+/*
+ * LockAccountDirect
+ *		SELECT ... FOR UPDATE of an existing account without the executor: a
+ *		probe of the primary key with the transaction's snapshot (after a
+ *		command counter increment, as SPI does), then table_tuple_lock of
+ *		the row's latest version (waiting for a concurrent writer; under
+ *		REPEATABLE READ a concurrent update raises the serialization failure,
+ *		as SELECT FOR UPDATE would).  False when there is no such account.
+ */
+static bool
+LockAccountDirect(Account *acc, int64 restaurant_id, int64 customer_id)
+{
+	Relation	rel;
+	Relation	idx;
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+	ScanKeyData sk[2];
+	Snapshot	snap;
+	TM_FailureData tmfd;
+	TM_Result	res;
+	ItemPointerData tid;
+	bool		found;
+	bool		isnull;
+	Datum		d;
+	int			i;
+
+	if (!OidIsValid(acc_relid))
+	{
+		Oid			nsp = get_namespace_oid("aura", false);
+		Oid			relid = get_relname_relid("loyalty_accounts", nsp);
+		Oid			pkey = get_relname_relid("loyalty_accounts_pkey", nsp);
+
+		if (!OidIsValid(relid) || !OidIsValid(pkey))
+			elog(ERROR, "aura: aura.loyalty_accounts or its primary key is missing");
+		for (i = 0; i < 10; i++)
+		{
+			acc_att[i] = get_attnum(relid, acc_cols[i]);
+			if (acc_att[i] == InvalidAttrNumber)
+				elog(ERROR, "aura: column %s of aura.loyalty_accounts is missing", acc_cols[i]);
+		}
+		acc_relid = relid;
+		acc_pkey = pkey;
+	}
+	CommandCounterIncrement();
+	rel = table_open(acc_relid, RowShareLock);
+	idx = index_open(acc_pkey, AccessShareLock);
+	snap = RegisterSnapshot(GetTransactionSnapshot());
+	ScanKeyInit(&sk[0], 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(restaurant_id));
+	ScanKeyInit(&sk[1], 2, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(customer_id));
+	slot = table_slot_create(rel, NULL);
+	scan = index_beginscan(rel, idx, snap, 2, 0);
+	index_rescan(scan, sk, 2, NULL, 0);
+	found = index_getnext_slot(scan, ForwardScanDirection, slot);
+	if (found)
+		tid = slot->tts_tid;
+	index_endscan(scan);
+	index_close(idx, NoLock);
+	if (found)
+	{
+		res = table_tuple_lock(rel, &tid, snap, slot, GetCurrentCommandId(false),
+							   LockTupleExclusive, LockWaitBlock,
+							   TUPLE_LOCK_FLAG_FIND_LAST_VERSION, &tmfd);
+		if (res == TM_Deleted)
+			found = false;
+		else if (res != TM_Ok)
+			elog(ERROR, "aura: could not lock the account of customer " INT64_FORMAT " (%d)",
+				 customer_id, (int) res);
+	}
+	if (found)
+	{
+		acc->restaurant_id = restaurant_id;
+		acc->customer_id = customer_id;
+		acc->balance = DatumGetInt64(slot_getattr(slot, acc_att[0], &isnull));
+		acc->pending = DatumGetInt64(slot_getattr(slot, acc_att[1], &isnull));
+		acc->lifetime_earned = DatumGetInt64(slot_getattr(slot, acc_att[2], &isnull));
+		acc->lifetime_spent = DatumGetInt64(slot_getattr(slot, acc_att[3], &isnull));
+		acc->spend_amount = DatumGetNumericCopy(slot_getattr(slot, acc_att[4], &isnull));
+		acc->order_count = DatumGetInt64(slot_getattr(slot, acc_att[5], &isnull));
+		d = slot_getattr(slot, acc_att[6], &isnull);
+		acc->has_tier = !isnull;
+		strlcpy(acc->tier, isnull ? "" : TextDatumGetCString(d), TIER_NAME_MAX);
+		d = slot_getattr(slot, acc_att[7], &isnull);
+		acc->tier_since = isnull ? 0 : DatumGetTimestampTz(d);
+		acc->enrolled_at = DatumGetTimestampTz(slot_getattr(slot, acc_att[8], &isnull));
+		strlcpy(acc->status, TextDatumGetCString(slot_getattr(slot, acc_att[9], &isnull)),
+				sizeof(acc->status));
+		ItemPointerCopy(&slot->tts_tid, &acc->tid);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	UnregisterSnapshot(snap);
+	table_close(rel, NoLock);
+	return found;
+}
+
 /*
  * LockAccount
  *		Lock the account row FOR UPDATE and read it; create it first when
@@ -383,6 +503,8 @@ LockAccount(Account *acc, int64 restaurant_id, int64 customer_id, bool create)
 	values[0] = Int64GetDatum(restaurant_id);
 	values[1] = Int64GetDatum(customer_id);
 
+	if (LockAccountDirect(acc, restaurant_id, customer_id))
+		return true;
 	for (attempt = 0; attempt < 2; attempt++)
 	{
 		rc = SPI_execute_plan(plan_acc_lock, values, NULL, false, 1);

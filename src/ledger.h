@@ -86,12 +86,10 @@ extern const struct LedgerConfig *LedgerBatchConfig(LedgerBatch *b, int64 restau
 #define LEDGER_EV_POINTS_EARNED		0x02
 #define LEDGER_EV_BIRTHDAY			0x04
 #define LEDGER_EV_ORDER_REVERSED	0x08
-extern void LedgerEventsInit(void);
 extern uint32 LedgerEventDemand(int64 restaurant_id);
 extern void LedgerRecordEvent(int64 restaurant_id, const char *event_type, const char *json);
 
 /* multipliers.c: points multiplier campaigns of order earnings */
-extern void MultipliersInit(void);
 extern Numeric MultipliersFactor(int64 restaurant_id, const char *tier, TimestampTz now,
 								 char **applied);
 
@@ -100,9 +98,16 @@ extern void LedgerCheckTenant(int64 restaurant_id);
 
 extern const char *LedgerKindName(LedgerKind kind);
 
-/* inits of the loyalty files, called by LedgerInit */
-extern void TiersInit(void);
-extern void OrdersInit(void);
+/*
+ * Relcache invalidation of the loyalty files' caches.  PostgreSQL allows a
+ * backend only a few relcache callbacks (10 in all), so the loyalty module
+ * registers one (LedgerInit) that calls each of these.
+ */
+extern void TiersInvalidate(Datum arg, Oid relid);
+extern void MilestonesInvalidate(Datum arg, Oid relid);
+extern void LedgerHeapInvalidate(Datum arg, Oid relid);
+extern void LedgerEventsInvalidate(Datum arg, Oid relid);
+extern void MultipliersInvalidate(Datum arg, Oid relid);
 extern void LedgerHeapInit(void);
 extern void LedgerHeapBatch(bool on);
 

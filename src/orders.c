@@ -89,17 +89,11 @@ static SPIPlanPtr plan_ms_hit;
 static SPIPlanPtr plan_earned;
 static SPIPlanPtr plan_reversed;
 
-static void
+void
 MilestonesInvalidate(Datum arg, Oid relid)
 {
 	if (relid == InvalidOid || relid == ms_relid)
 		ms_stale = true;
-}
-
-void
-OrdersInit(void)
-{
-	CacheRegisterRelcacheCallback(MilestonesInvalidate, (Datum) 0);
 }
 
 /* the milestone rules of a restaurant (SPI connected) */
