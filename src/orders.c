@@ -42,6 +42,7 @@
 #include "ledger_config.h"
 
 #define ORDER_ID_MAX 150
+#define ROWS_PER_SPI 1024		/* rows between SPI reconnections (bulk inserts) */
 
 /* per-statement state of the trigger, kept in fn_extra */
 typedef struct OrdersTrigState
@@ -831,9 +832,10 @@ aura_orders_insert_trigger(PG_FUNCTION_ARGS)
 	Relation	rel;
 	TupleDesc	desc;
 	TupleTableSlot *slot;
-	MemoryContext rowcxt,
-				old;
+	MemoryContext rowcxt;
+	MemoryContext trigcxt = CurrentMemoryContext;
 	LedgerBatch *b = NULL;
+	uint64		nrows = 0;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
 		!TRIGGER_FIRED_AFTER(td->tg_event) || !TRIGGER_FIRED_BY_INSERT(td->tg_event) ||
@@ -848,6 +850,8 @@ aura_orders_insert_trigger(PG_FUNCTION_ARGS)
 	b = LedgerBatchBegin();
 	LockOrderAccounts(b, st, rel, td->tg_newtable, slot);
 	tuplestore_rescan(td->tg_newtable);
+	SPI_connect();
+	MemoryContextSwitchTo(trigcxt);
 	while (tuplestore_gettupleslot(td->tg_newtable, true, false, slot))
 	{
 		HeapTuple	tup;
@@ -858,30 +862,34 @@ aura_orders_insert_trigger(PG_FUNCTION_ARGS)
 		bool		shouldfree;
 
 		CHECK_FOR_INTERRUPTS();
+		/*
+		 * A row's allocations go to rowcxt, reset per row; after an SPI call
+		 * they go to SPI's procedure context (SPI leaves it current), which
+		 * is freed by reconnecting every ROWS_PER_SPI rows: nothing a row
+		 * allocates is used by the next one (the batch keeps its own copies).
+		 */
+		if (++nrows % ROWS_PER_SPI == 0)
+		{
+			SPI_finish();
+			SPI_connect();
+		}
 		MemoryContextReset(rowcxt);
-		old = MemoryContextSwitchTo(rowcxt);
+		MemoryContextSwitchTo(rowcxt);
 		tup = ExecFetchSlotHeapTuple(slot, false, &shouldfree);
 		action = OrderRow(st, rel, tup, 'o', &restaurant_id, &customer_id, &order_ref);
-		if (action != 0)
+		if (action == 'c')
+			OrderEarn(b, restaurant_id, customer_id,
+					  AmountValue(tup, desc, st->att_amount, st->typ_amount), order_ref);
+		else if (action == 'r')
 		{
-			/* per row: whatever SPI calls allocate goes with SPI_finish */
-			SPI_connect();
-			if (action == 'c')
-				OrderEarn(b, restaurant_id, customer_id,
-						  AmountValue(tup, desc, st->att_amount, st->typ_amount), order_ref);
-			else
-			{
-				LedgerBatchEnd(b);
-				b = NULL;
-				(void) OrderReverse(restaurant_id, order_ref, NULL, NULL, NULL, true);
-			}
-			SPI_finish();
+			LedgerBatchEnd(b);
+			b = NULL;
+			(void) OrderReverse(restaurant_id, order_ref, NULL, NULL, NULL, true);
 		}
-		MemoryContextSwitchTo(old);
+		MemoryContextSwitchTo(trigcxt);
 		if (b == NULL)
 			b = LedgerBatchBegin();
 	}
-	SPI_connect();
 	LedgerBatchEnd(b);
 	SPI_finish();
 	ExecDropSingleTupleTableSlot(slot);
