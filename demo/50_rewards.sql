@@ -70,6 +70,22 @@ SELECT r ->> 'audience' AS audience, r ->> 'issued' AS issued FROM aura.run_camp
 SELECT aura.run_campaign(:campaign);
 \set ON_ERROR_STOP 1
 
+\echo 'a scheduled template: the dispatcher issues it once per period (here weekly) to its audience:'
+INSERT INTO aura.reward_templates (restaurant_id, key, type, title, value, trigger, trigger_conditions)
+VALUES (:trattoria, 'monday-treat', 'fixed_discount', 'Monday treat: 2.00 off', 2, 'scheduled',
+        '{"every": "7 days", "audience": {"customer_ids": [501, 502]}}');
+SELECT aura.issue_scheduled_rewards() AS issued_this_week;
+SELECT aura.issue_scheduled_rewards() AS issued_again_this_week;
+
+\echo 'a bonus-points reward redeemed, then its order cancelled: the points are taken back:'
+INSERT INTO aura.reward_templates (restaurant_id, key, type, title, value)
+VALUES (:trattoria, 'plus-50', 'bonus_points', '+50 points', 50);
+SELECT code AS plus_code FROM aura.issue_reward(:trattoria, 502, aura.template_id(:trattoria, 'plus-50')) \gset
+SELECT r ->> 'points_credited' AS points_credited FROM aura.redeem_reward(:'plus_code', 'T-2020', 25, 502) r;
+SELECT aura.cancel_reward_redemption(:trattoria, 'T-2020', 'order cancelled') AS restored;
+SELECT kind, points, reason FROM aura.points_transactions
+ WHERE restaurant_id = :trattoria AND customer_id = 502 ORDER BY id DESC LIMIT 2;
+
 \echo 'expiry (a job of the dispatcher) and what expires soon:'
 SELECT aura.expire_rewards() AS expired_now;
 SELECT customer_id, title, valid_until::date FROM aura.rewards_expiring(:trattoria, '40 days') LIMIT 5;

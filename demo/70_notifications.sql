@@ -1,7 +1,7 @@
 -- notifications: events become signed webhooks, Slack messages and in-app items, delivered by the dispatcher
-\echo 'the demo lets the dispatcher reach the local sink (loopback is blocked by default) and sets a key for secrets:'
+\echo 'the demo lets the dispatcher reach the local sink (loopback is blocked by default);'
+\echo 'channel and webhook secrets are sealed with the master key that 10_settings configured:'
 ALTER SYSTEM SET aura.http_allow_hosts = '127.0.0.1';
-ALTER SYSTEM SET aura.notify_secret_key = 'demo-only-key';
 SELECT pg_reload_conf() AS reloaded;
 SELECT pg_sleep(0.3);
 \echo 'the dispatcher, a background worker, runs:'

@@ -48,7 +48,6 @@ SELECT count(*) FILTER (WHERE aura.flag_enabled('express-checkout', jsonb_build_
 \echo 'notifications first: insights (medium or more) to Slack and email, tier changes to the CRM webhook,'
 \echo 'all on local sinks; events are emitted in the transactions that cause them'
 ALTER SYSTEM SET aura.http_allow_hosts = '127.0.0.1';
-ALTER SYSTEM SET aura.notify_secret_key = 'demo-only-key';
 SELECT pg_reload_conf() \g /dev/null
 SELECT pg_sleep(0.3) \g /dev/null
 \setenv DEMO_SINK :sink_url
@@ -101,14 +100,8 @@ SELECT r.name AS restaurant, count(*) AS upgrades,
  WHERE h.customer_id > 100000 AND h.reason = 'upgrade' GROUP BY r.id, r.name ORDER BY r.id;
 
 \echo
-SELECT EXISTS (SELECT 1 FROM pg_proc WHERE proname = 'issue_reward'
-                                       AND pronamespace = 'aura'::regnamespace) AS has_rewards \gset
-\if :has_rewards
 \echo '[5/7] rewards: the default catalog and a thank-you campaign for Gold and Platinum members'
 \ir day_rewards.sql
-\else
-\echo '[5/7] rewards and campaigns: skipped (aura.issue_reward is not in this build: the rewards module is not merged yet)'
-\endif
 
 \echo
 \echo '[6/7] insights: the detectors read the orders table every morning (here: the last four mornings)'

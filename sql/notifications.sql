@@ -1,7 +1,8 @@
 -- Notifications: webhook signatures, subscriptions, channels, rules, the
 -- outbox written in the caller's transaction, the append-only delivery log.
--- The dispatcher runs in this database too, so outputs never show what it
--- changes (statuses, attempts); they show what SQL wrote.
+-- The dispatcher runs in this database too, paused (aura.dispatcher_paused in
+-- test/aura.conf): nothing here is delivered and no job fires under the test;
+-- the TAP tests test/t/07*.pl prove the dispatcher end to end.
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS aura CASCADE;
 RESET client_min_messages;
@@ -43,9 +44,11 @@ SELECT * FROM aura.create_webhook('bad', 'https://example.com/x', '{*}', '{}', 1
 SELECT * FROM aura.create_webhook('bad', 'https://example.com/x', '{*}', '{}', 3, 50);
 SELECT * FROM aura.create_webhook('', 'https://example.com/x');
 SELECT id AS hook FROM aura.webhooks WHERE name = 'orders' \gset
--- the secret is stored encrypted and decrypts with the key
+-- the secret is sealed with the settings master key, bound to its restaurant
 SELECT position('whsec_' in encode(secret, 'escape')) = 0 AS not_plaintext,
-       aura._decrypt_secret(secret) ~ '^whsec_' AS decrypts
+       aura._sealed_key_id(secret) AS key_id,
+       aura._decrypt_secret(secret, restaurant_id) ~ '^whsec_' AS decrypts,
+       aura._decrypt_secret(secret, restaurant_id + 1) IS NULL AS bound_to_restaurant
   FROM aura.webhooks WHERE id = :hook;
 SELECT aura.rotate_webhook_secret(:hook) ~ '^whsec_' AS rotated;
 SELECT previous_secret IS NOT NULL AS keeps_old, previous_secret_until > now() AS overlap
@@ -87,7 +90,27 @@ SELECT aura.set_notification_channel('x', 'webhook', '"str"');
 SELECT aura.set_notification_channel(NULL, 'in_app');
 SELECT name, channel, config, secret IS NOT NULL AS has_secret, enabled
   FROM aura.notification_channels WHERE restaurant_id = 701 ORDER BY name;
-SELECT aura._decrypt_secret(secret) FROM aura.notification_channels WHERE name = 'slack' AND restaurant_id = 701;
+SELECT aura._decrypt_secret(secret, restaurant_id), aura._sealed_key_id(secret) AS key_id
+  FROM aura.notification_channels WHERE name = 'slack' AND restaurant_id = 701;
+
+-- a secret sealed by an older build (pgp_sym_encrypt under aura.notify_secret_key)
+-- is still read, and reseal_notification_secrets moves it onto the master key
+SELECT aura.set_notification_channel('legacy', 'slack', '{}', 'https://hooks.slack.example/services/T/B/L') > 0 AS legacy;
+UPDATE aura.notification_channels
+   SET secret = pgp_sym_encrypt('https://hooks.slack.example/services/T/B/OLD', 'regress-notify-key')
+ WHERE restaurant_id = 701 AND name = 'legacy';
+SELECT aura._sealed_key_id(secret) IS NULL AS legacy_format, aura._decrypt_secret(secret, restaurant_id) AS legacy_reads
+  FROM aura.notification_channels WHERE restaurant_id = 701 AND name = 'legacy';
+SELECT aura.reseal_notification_secrets(0);
+SELECT aura.reseal_notification_secrets(NULL);
+SELECT aura.reseal_notification_secrets() AS resealed;
+SELECT aura._sealed_key_id(secret) AS key_id, aura._decrypt_secret(secret, restaurant_id) AS same_value
+  FROM aura.notification_channels WHERE restaurant_id = 701 AND name = 'legacy';
+SELECT aura.reseal_notification_secrets() AS nothing_left;
+-- a tampered sealed value does not decrypt (the message would fail with a clear error)
+SELECT aura._decrypt_secret(set_byte(secret, 40, get_byte(secret, 40) # 1), restaurant_id) IS NULL AS tampered_rejected
+  FROM aura.notification_channels WHERE restaurant_id = 701 AND name = 'legacy';
+DELETE FROM aura.notification_channels WHERE restaurant_id = 701 AND name = 'legacy';
 
 -- channels configured through the restaurant's notifications.* settings, credentials as
 -- secret settings (settings master key); the channel's own config and secret override them
@@ -246,6 +269,9 @@ SELECT count(*) FROM aura.notification_channels;
 SELECT * FROM aura.create_webhook('staff', 'https://example.net/h');
 SELECT aura.emit_event(702, 'reward.issued', '{}') > 0 AS staff_can_emit;
 RESET ROLE;
+SET ROLE regress_n_manager;
+SELECT aura.reseal_notification_secrets();
+RESET ROLE;
 SELECT aura.clear_context();
 
 -- jobs: admins reschedule, but cannot make the (superuser) dispatcher call other functions
@@ -260,6 +286,25 @@ DROP ROLE regress_n_admin;
 
 -- dispatcher interface
 SELECT count(*) = 1 AS one_row FROM aura.worker_status();
+-- worker_status: a tenant sees the figures of its own messages only, admins the server's
+INSERT INTO aura.delivery_log (restaurant_id, notification_id, msg_id, attempt, outcome)
+VALUES (701, 1, 'msg_ws_1', 1, 'delivered'), (701, 2, 'msg_ws_2', 1, 'failed'),
+       (702, 3, 'msg_ws_3', 1, 'delivered'), (702, 4, 'msg_ws_4', 1, 'delivered'), (702, 5, 'msg_ws_5', 1, 'dead');
+INSERT INTO aura.notifications (restaurant_id, msg_id, event_type, channel, payload, status, next_attempt_at)
+VALUES (701, 'msg_ws_q1', 'ws.event', 'webhook', '{}', 'queued', 'infinity'),
+       (702, 'msg_ws_q2', 'ws.event', 'webhook', '{}', 'queued', 'infinity'),
+       (702, 'msg_ws_q3', 'ws.event', 'webhook', '{}', 'dead', 'infinity');
+SET ROLE regress_n_manager;
+SELECT aura.set_context(701);
+SELECT queue_depth, in_flight, sent, failed, dead, loops, last_error FROM aura.worker_status();
+SELECT aura.set_context(702);
+SELECT queue_depth, in_flight, sent, failed, dead, loops, last_error FROM aura.worker_status();
+SELECT aura.clear_context();
+SELECT queue_depth, sent, failed, dead FROM aura.worker_status();
+RESET ROLE;
+-- an admin: server-wide counters (the paused dispatcher has sent nothing)
+SELECT queue_depth >= 7 AS all_tenants, sent, failed FROM aura.worker_status();
+DELETE FROM aura.notifications WHERE event_type = 'ws.event';
 SELECT name, fn, every FROM aura.jobs ORDER BY name;
 SELECT name, ok FROM aura.deployment_check() WHERE name IN ('notification_channels', 'webhook_endpoints');
 

@@ -6,6 +6,9 @@ SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS aura CASCADE;
 RESET client_min_messages;
 \set SHOW_CONTEXT never
+-- the dispatcher must not run the rewards jobs (expiry, notices, schedules)
+-- in the middle of this file: they are called by hand here
+UPDATE aura.jobs SET enabled = false WHERE name LIKE 'reward%';
 INSERT INTO aura.restaurants (id, name) VALUES (501, 'Rewards One'), (502, 'Rewards Two'), (503, 'Rewards Three');
 
 -- volatile parts of results masked: codes, ids, timestamps
@@ -467,3 +470,263 @@ DROP ROLE rewards_staff, rewards_manager, rewards_reporting;
 
 -- deployment check item
 SELECT name, ok IS NOT NULL AS checked FROM aura.deployment_check() WHERE name = 'reward_templates';
+
+------------------------------------------------------------------------------
+-- 13. The point-of-sale path in C gives the PL/pgSQL path's answers
+------------------------------------------------------------------------------
+-- (validate_reward / redeem_reward run in C with a restaurant in context and
+-- no items; aura._validate_reward_plpgsql / _redeem_reward_plpgsql are the
+-- reference for every case)
+CREATE FUNCTION pg_temp.try(q text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    res jsonb;
+    st text; msg text; det text;
+BEGIN
+    EXECUTE q INTO res;
+    RETURN (res - '{redemption_id,reward_id,code,valid_until}'::text[])::text;
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL;
+    RETURN st || ': ' || msg || ' / ' || coalesce(det, '');
+END
+$$;
+SELECT aura.set_context(501);
+INSERT INTO aura.reward_templates (restaurant_id, key, type, title, value)
+VALUES (501, 'pos-bonus', 'bonus_points', '+25 points', 25);
+SELECT aura.earn_points(501, 61, 1000) > 0 AS earned, aura.earn_points(501, 63, 1000) > 0 AS earned_twin;
+CREATE TEMP TABLE pos_codes AS
+SELECT k, (aura.issue_reward(501, 61, aura.template_id(501, k))).code
+  FROM unnest(ARRAY['welcome', 'coffee', 'half', 'referral', 'pos-bonus', 'to-gold', 'birthday', 'anniversary']) k;
+-- states: reserved for an order, expired, revoked, redeemed, not yet valid
+SELECT code AS p_res FROM aura.issue_reward(501, 61, aura.template_id(501, 'half')) \gset
+SELECT (aura.reserve_reward(:'p_res', 'pos-hold', '5 minutes')) ->> 'reserved' AS reserved;
+SELECT code AS p_exp FROM aura.issue_reward(501, 61, aura.template_id(501, 'half')) \gset
+UPDATE aura.rewards SET valid_from = now() - interval '2 days', valid_until = now() - interval '1 day'
+ WHERE restaurant_id = 501 AND code = :'p_exp';
+SELECT code AS p_rev FROM aura.issue_reward(501, 61, aura.template_id(501, 'half')) \gset
+SELECT status FROM aura.revoke_reward(501, :'p_rev', 'test');
+SELECT code AS p_fut FROM aura.issue_reward(501, 61, aura.template_id(501, 'half')) \gset
+UPDATE aura.rewards SET valid_from = now() + interval '1 day' WHERE restaurant_id = 501 AND code = :'p_fut';
+INSERT INTO pos_codes VALUES ('reserved', :'p_res'), ('expired', :'p_exp'), ('revoked', :'p_rev'),
+    ('future', :'p_fut'), ('typed', lower(replace(:'p_fut', '-', ' '))), ('unknown', 'AAAA-BBBB-CCCC'),
+    ('hostile', ''' OR 1=1 --');
+-- validate: every code x amount x customer, C = PL/pgSQL
+SELECT count(*) AS cases,
+       count(*) FILTER (WHERE aura.validate_reward(p.code, a, c) IS NOT DISTINCT FROM
+                              aura._validate_reward_plpgsql(p.code, a, c, NULL)) AS same
+  FROM pos_codes p, unnest(ARRAY[NULL, 'NaN', -1, 0, 9.99, 14.99, 15, 15.05, 99.95, 1000, 1e15]::numeric[]) a,
+       unnest(ARRAY[NULL, 61, 62]::bigint[]) c;
+SELECT pg_temp.m(aura.validate_reward(code, 15.05, 61)) FROM pos_codes WHERE k = 'welcome';
+-- redeem refusals: the same error, code and detail; nothing written
+SELECT count(*) AS redemptions_before FROM aura.reward_redemptions WHERE restaurant_id = 501;
+SELECT p.k, a, c, pg_temp.try(format('SELECT aura.redeem_reward(%L, %L, %s, %s)', p.code, 'pos-x', a, c)) AS c_path,
+       pg_temp.try(format('SELECT aura.redeem_reward(%L, %L, %s, %s)', p.code, 'pos-x', a, c))
+       = pg_temp.try(format('SELECT aura._redeem_reward_plpgsql(%L, %L, %s, %s, NULL, ''pos'', NULL, NULL, NULL)',
+                            p.code, 'pos-x', a, c)) AS same
+  FROM pos_codes p, (VALUES (14.99, 61), (50, 62), (-1, 61)) v (a, c)
+ WHERE p.k IN ('welcome', 'reserved', 'expired', 'revoked', 'future', 'unknown')
+ ORDER BY 1, 2, 3;
+SELECT count(*) AS redemptions_after FROM aura.reward_redemptions WHERE restaurant_id = 501;
+-- redemptions: C on one reward, PL/pgSQL on a twin; the same answer, rows and marks
+SELECT k, (aura.issue_reward(501, 63, aura.template_id(501, k))).code AS twin
+  INTO TEMP pos_twins FROM pos_codes WHERE k IN ('welcome', 'coffee', 'half', 'referral', 'pos-bonus', 'to-gold');
+SELECT p.k,
+       pg_temp.try(format('SELECT aura.redeem_reward(%L, %L, 99.95, 61, NULL, ''online'', ''till-9'', 7)', p.code, 'pos-c-' || p.k)) AS c_path,
+       pg_temp.try(format('SELECT aura.redeem_reward(%L, %L, 99.95, 61, NULL, ''online'', ''till-9'', 7)', p.code, 'pos-c-' || p.k))
+         AS c_again
+  FROM pos_codes p WHERE p.k IN ('welcome', 'coffee', 'half', 'referral', 'pos-bonus', 'to-gold') ORDER BY 1;
+SELECT t.k,
+       replace(pg_temp.try(format('SELECT aura._redeem_reward_plpgsql(%L, %L, 99.95, 63, NULL, ''online'', ''till-9'', 7, NULL)',
+                                  t.twin, 'pos-p-' || t.k)), 'pos-p-', 'pos-c-') AS plpgsql_path
+  FROM pos_twins t ORDER BY 1;
+SELECT count(*) AS pairs,
+       count(*) FILTER (WHERE (a.original_amount, a.discount_amount, a.final_amount, a.points_credited, a.method,
+                               a.terminal, a.staff_id, a.kind)
+                              = (b.original_amount, b.discount_amount, b.final_amount, b.points_credited, b.method,
+                                 b.terminal, b.staff_id, b.kind)) AS same_rows
+  FROM aura.reward_redemptions a JOIN aura.reward_redemptions b
+    ON b.restaurant_id = 501 AND b.order_ref = replace(a.order_ref, 'pos-c-', 'pos-p-')
+ WHERE a.restaurant_id = 501 AND a.order_ref LIKE 'pos-c-%';
+SELECT count(*) FILTER (WHERE x.order_ref LIKE 'pos-c-%') AS c_redeemed, count(*) FILTER (WHERE x.order_ref LIKE 'pos-p-%') AS p_redeemed
+  FROM (SELECT redeemed_order_ref AS order_ref FROM aura.rewards WHERE restaurant_id = 501 AND status = 'redeemed') x;
+SELECT kind, points, source FROM aura.points_transactions
+ WHERE restaurant_id = 501 AND customer_id IN (61, 63) AND kind = 'bonus' ORDER BY id;
+SELECT customer_id, tier FROM aura.loyalty_accounts WHERE restaurant_id = 501 AND customer_id IN (61, 63) ORDER BY 1;
+-- an idempotency key: the first call runs in C, a retry replays it, the key for another order is refused
+SELECT code AS pk FROM aura.issue_reward(501, 61, aura.template_id(501, 'half')) \gset
+SELECT pg_temp.try(format('SELECT aura.redeem_reward(%L, %L, 40, 61, %L)', :'pk', 'pos-key', 'key-61')) AS first;
+SELECT pg_temp.try(format('SELECT aura.redeem_reward(%L, %L, 40, 61, %L)', :'pk', 'pos-key', 'key-61')) AS retry;
+SELECT regexp_replace(pg_temp.try(format('SELECT aura.redeem_reward(%L, %L, 40, 61, %L)', :'pk', 'pos-other', 'key-61')),
+                      'reward \d+', 'reward N') AS reused;
+SELECT pg_temp.try(format('SELECT aura.redeem_reward(%L, %L, 40, 61, %L)', :'pk', 'pos-key', repeat('k', 201))) AS too_long;
+SELECT order_ref, idempotency_key, discount_amount FROM aura.reward_redemptions
+ WHERE restaurant_id = 501 AND idempotency_key = 'key-61';
+-- cancelling the order takes back the points its redemption credited
+SELECT balance AS before FROM aura.loyalty_accounts WHERE restaurant_id = 501 AND customer_id = 61;
+SELECT aura.cancel_reward_redemption(501, 'pos-c-pos-bonus', 'order cancelled') AS restored;
+SELECT balance AS after FROM aura.loyalty_accounts WHERE restaurant_id = 501 AND customer_id = 61;
+SELECT kind, points, reference LIKE 'reward:%' AS ref_ok FROM aura.points_transactions
+ WHERE restaurant_id = 501 AND customer_id = 61 ORDER BY id DESC LIMIT 1;
+SELECT kind, points_credited, reason FROM aura.reward_redemptions
+ WHERE restaurant_id = 501 AND order_ref = 'pos-c-pos-bonus' ORDER BY id;
+SELECT x.status FROM aura.rewards x JOIN pos_codes p ON p.code = x.code WHERE x.restaurant_id = 501 AND p.k = 'pos-bonus';
+-- cashback points partly spent: only what the balance still holds is taken back
+SELECT code AS cb64 FROM aura.issue_reward(501, 64, aura.template_id(501, 'cashback')) \gset
+SELECT (aura.redeem_reward(:'cb64', 'pos-cb-64', 40, 64)) ->> 'points_credited' AS credited;
+SELECT aura.spend_points(501, 64, 150) > 0 AS spent;
+SELECT aura.cancel_reward_redemption(501, 'pos-cb-64') AS restored;
+SELECT balance FROM aura.loyalty_accounts WHERE restaurant_id = 501 AND customer_id = 64;
+SELECT kind, points_credited FROM aura.reward_redemptions WHERE restaurant_id = 501 AND order_ref = 'pos-cb-64' ORDER BY id;
+-- a second cancellation finds nothing to do; the ledger stays consistent
+SELECT aura.cancel_reward_redemption(501, 'pos-cb-64') AS again;
+SELECT count(*) AS ledger_problems FROM aura.verify_ledger(501);
+SELECT set_config('aura.restaurant_id', '', false) AS no_context;
+
+------------------------------------------------------------------------------
+-- 14. Scheduled templates: issued by the dispatcher once per period
+------------------------------------------------------------------------------
+INSERT INTO aura.reward_templates (restaurant_id, key, type, title, value, trigger, trigger_conditions)
+VALUES (501, 'weekly-treat', 'fixed_discount', 'Weekly treat', 2, 'scheduled',
+        '{"every": "7 days", "starts_at": "2026-01-05 00:00+00", "audience": {"customer_ids": [71, 72]}}');
+-- bad schedules: clear errors, nothing inserted
+INSERT INTO aura.reward_templates (restaurant_id, key, type, title, value, trigger)
+VALUES (501, 's1', 'fixed_discount', 'x', 1, 'scheduled');
+INSERT INTO aura.reward_templates (restaurant_id, key, type, title, value, trigger, trigger_conditions)
+VALUES (501, 's2', 'fixed_discount', 'x', 1, 'scheduled', '{"every": "10 minutes"}');
+INSERT INTO aura.reward_templates (restaurant_id, key, type, title, value, trigger, trigger_conditions)
+VALUES (501, 's3', 'fixed_discount', 'x', 1, 'scheduled', '{"every": "whenever"}');
+INSERT INTO aura.reward_templates (restaurant_id, key, type, title, value, trigger, trigger_conditions)
+VALUES (501, 's4', 'fixed_discount', 'x', 1, 'scheduled', '{"every": 7}');
+INSERT INTO aura.reward_templates (restaurant_id, key, type, title, value, trigger, trigger_conditions)
+VALUES (501, 's5', 'fixed_discount', 'x', 1, 'scheduled', '{"every": "1 day", "starts_at": "soon"}');
+INSERT INTO aura.reward_templates (restaurant_id, key, type, title, value, trigger, trigger_conditions)
+VALUES (501, 's6', 'fixed_discount', 'x', 1, 'scheduled', '{"every": "1 day", "audience": {"tiers": "Gold"}}');
+INSERT INTO aura.reward_templates (restaurant_id, key, type, title, value, trigger, trigger_conditions)
+VALUES (501, 's7', 'fixed_discount', 'x', 1, 'scheduled', '{"every": "1 day", "nth_order": 3}');
+INSERT INTO aura.reward_templates (restaurant_id, key, type, title, value, trigger, trigger_conditions)
+VALUES (501, 's8', 'fixed_discount', 'x', 1, 'scheduled', '{"every": "2 years"}');
+SELECT count(*) AS scheduled_templates FROM aura.reward_templates WHERE restaurant_id = 501 AND trigger = 'scheduled';
+-- before the start: nothing; then once per period, whatever the number of runs
+SELECT aura.issue_scheduled_rewards('2026-01-04 12:00+00') AS before_start;
+SELECT aura.issue_scheduled_rewards('2026-01-06 00:00+00') AS first_week;
+SELECT aura.issue_scheduled_rewards('2026-01-06 00:05+00') AS again;
+SELECT aura.issue_scheduled_rewards('2026-01-11 23:59+00') AS same_week;
+SELECT aura.issue_scheduled_rewards('2026-01-12 00:00+00') AS second_week;
+SELECT kind, period_start AT TIME ZONE 'UTC' AS period_utc, total, issued, failed, status
+  FROM aura.reward_jobs j WHERE j.restaurant_id = 501 AND j.kind = 'scheduled' ORDER BY j.id;
+SELECT customer_id, source, status, count(*) FROM aura.rewards
+ WHERE restaurant_id = 501 AND template_id = aura.template_id(501, 'weekly-treat')
+ GROUP BY 1, 2, 3 ORDER BY 1;
+-- a template whose audience fails is skipped with an event; the others run
+CREATE FUNCTION public.rewards_bad_segment(r bigint) RETURNS SETOF bigint LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'segment store unavailable';
+END
+$$;
+INSERT INTO aura.reward_templates (restaurant_id, key, type, title, value, trigger, trigger_conditions)
+VALUES (501, 'broken-treat', 'fixed_discount', 'Broken', 1, 'scheduled',
+        '{"every": "7 days", "starts_at": "2026-01-05 00:00+00", "audience": {"segment_function": "public.rewards_bad_segment"}}');
+SELECT aura.issue_scheduled_rewards('2026-01-19 00:00+00') AS third_week;
+SELECT event_type, data ->> 'template' AS template, data ->> 'error' AS error
+  FROM aura.rule_matches WHERE restaurant_id = 501 AND event_type LIKE 'reward.scheduled%' ORDER BY id;
+SELECT count(*) AS broken_jobs FROM aura.reward_jobs
+ WHERE restaurant_id = 501 AND template_id = aura.template_id(501, 'broken-treat');
+UPDATE aura.reward_templates SET active = false WHERE restaurant_id = 501 AND key = 'broken-treat';
+DROP FUNCTION public.rewards_bad_segment(bigint);
+-- an inactive template is not issued; bad as_of
+UPDATE aura.reward_templates SET active = false WHERE restaurant_id = 501 AND key = 'weekly-treat';
+SELECT aura.issue_scheduled_rewards('2026-01-20 00:00+00') AS inactive;
+SELECT aura.issue_scheduled_rewards(NULL);
+SELECT aura.issue_scheduled_rewards('infinity');
+-- the dispatcher runs it
+SELECT name, fn, every FROM aura.jobs WHERE name = 'reward_scheduled';
+
+------------------------------------------------------------------------------
+-- 15. Batched bulk issue: commits per batch, progress row readable meanwhile
+------------------------------------------------------------------------------
+-- (the visibility to other sessions: isolation spec rewards_bulk_progress)
+CALL aura.issue_rewards_bulk_batched(aura.template_id(501, 'referral'), ARRAY[81, 82, 83, 81, 84, 85], 2);
+SELECT total, processed, issued, failed, status, jsonb_array_length(results) AS results
+  FROM aura.reward_jobs WHERE restaurant_id = 501 AND kind = 'bulk' ORDER BY id DESC LIMIT 1;
+SELECT count(*) AS issued FROM aura.rewards WHERE restaurant_id = 501 AND customer_id BETWEEN 81 AND 85;
+-- bad input: clear errors, no job row
+SELECT count(*) AS jobs_before FROM aura.reward_jobs WHERE restaurant_id = 501;
+CALL aura.issue_rewards_bulk_batched(aura.template_id(501, 'referral'), ARRAY[86], 0);
+CALL aura.issue_rewards_bulk_batched(aura.template_id(501, 'referral'), NULL);
+CALL aura.issue_rewards_bulk_batched(aura.template_id(501, 'referral'), '{}');
+CALL aura.issue_rewards_bulk_batched(NULL, ARRAY[86]);
+CALL aura.issue_rewards_bulk_batched(999999999, ARRAY[86]);
+-- inside a transaction block it cannot commit: error, nothing written
+BEGIN;
+CALL aura.issue_rewards_bulk_batched(aura.template_id(501, 'referral'), ARRAY[86, 87], 1);
+ROLLBACK;
+SELECT count(*) AS jobs_after FROM aura.reward_jobs WHERE restaurant_id = 501;
+SELECT count(*) AS not_issued FROM aura.rewards WHERE restaurant_id = 501 AND customer_id IN (86, 87);
+-- an unknown job
+SELECT aura._issue_rewards_batch(-1, ARRAY[1], true);
+
+------------------------------------------------------------------------------
+-- 16. The incremental analytics rollup equals a full recomputation
+------------------------------------------------------------------------------
+-- after everything above (C and PL/pgSQL redemptions, cancellations with
+-- points, scheduled and batched issues, expiry), refresh incrementally, then
+-- mark every day of every template and recompute: the same rows
+SELECT aura.refresh_reward_analytics() >= 0 AS refreshed;
+CREATE TEMP TABLE analytics_incremental AS
+SELECT template_id, day, issued, redeemed, expired, cancelled, discount_value, revenue, redeemers,
+       round(days_to_redeem_sum, 6) AS days, points_cost
+  FROM aura.reward_analytics
+ WHERE restaurant_id = 501 AND (issued, redeemed, expired, cancelled) <> (0, 0, 0, 0);
+INSERT INTO aura.reward_analytics_dirty (restaurant_id, template_id, day)
+SELECT DISTINCT 501, template_id, (t AT TIME ZONE 'UTC')::date
+  FROM (SELECT template_id, issued_at AS t FROM aura.rewards WHERE restaurant_id = 501
+        UNION ALL SELECT template_id, expired_at FROM aura.rewards WHERE restaurant_id = 501 AND expired_at IS NOT NULL
+        UNION ALL SELECT template_id, created_at FROM aura.reward_redemptions WHERE restaurant_id = 501) s;
+SELECT aura.refresh_reward_analytics() > 0 AS recomputed;
+SELECT count(*) AS rows_compared,
+       (SELECT count(*) FROM (
+            (SELECT * FROM analytics_incremental
+             EXCEPT SELECT template_id, day, issued, redeemed, expired, cancelled, discount_value, revenue, redeemers,
+                           round(days_to_redeem_sum, 6), points_cost
+                      FROM aura.reward_analytics
+                     WHERE restaurant_id = 501 AND (issued, redeemed, expired, cancelled) <> (0, 0, 0, 0))
+            UNION ALL
+            (SELECT template_id, day, issued, redeemed, expired, cancelled, discount_value, revenue, redeemers,
+                    round(days_to_redeem_sum, 6), points_cost
+               FROM aura.reward_analytics
+              WHERE restaurant_id = 501 AND (issued, redeemed, expired, cancelled) <> (0, 0, 0, 0)
+             EXCEPT SELECT * FROM analytics_incremental)) d) AS differences
+  FROM analytics_incremental;
+
+------------------------------------------------------------------------------
+-- 17. Deployment check: templates loaded
+------------------------------------------------------------------------------
+SELECT aura.set_context(501);
+SELECT ok, detail FROM aura._check_reward_templates();
+INSERT INTO aura.restaurants (id, name) VALUES (509, 'Rewards Nine');
+SELECT aura.set_context(509);
+SELECT ok, detail FROM aura._check_reward_templates();
+SELECT aura.install_default_rewards(509) AS installed;
+SELECT ok, detail FROM aura._check_reward_templates();
+SELECT key, type, value, percentage, min_order_amount, max_discount_amount, validity_days, eligible_tiers, trigger,
+       trigger_conditions, auto_apply
+  FROM aura.reward_templates WHERE restaurant_id = 509 ORDER BY key;
+SELECT set_config('aura.restaurant_id', '', false) AS no_context;
+
+------------------------------------------------------------------------------
+-- 18. "Reward expiring" notices: reward.expiring once per reward
+------------------------------------------------------------------------------
+SELECT aura.set_context(501);
+SELECT code AS soon FROM aura.issue_reward(501, 91, aura.template_id(501, 'referral')) \gset
+UPDATE aura.rewards SET valid_until = now() + interval '12 hours' WHERE restaurant_id = 501 AND code = :'soon';
+SELECT count(*) AS open_within_a_day FROM aura.rewards_expiring(501, '1 day');
+SELECT aura.notify_expiring_rewards('1 day') AS noticed;
+SELECT aura.notify_expiring_rewards('1 day') AS noticed_again;
+SELECT customer_id, expiry_notice_at IS NOT NULL AS noticed FROM aura.rewards WHERE restaurant_id = 501 AND code = :'soon';
+SELECT event_type, (data ->> 'customer_id')::bigint AS customer_id, data ->> 'code' = :'soon' AS code_ok
+  FROM aura.rule_matches WHERE restaurant_id = 501 AND event_type = 'reward.expiring' ORDER BY id;
+SELECT aura.notify_expiring_rewards('0 seconds');
+SELECT aura.notify_expiring_rewards(NULL);
+SELECT aura.notify_expiring_rewards('1 day', 0);
+SELECT name, fn, every FROM aura.jobs WHERE name = 'reward_expiring';
+SELECT set_config('aura.restaurant_id', '', false) AS no_context;
+UPDATE aura.jobs SET enabled = true WHERE name LIKE 'reward%';

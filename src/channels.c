@@ -264,6 +264,15 @@ SetupEasy(AuraRequest *r)
 		curl_easy_setopt(e, CURLOPT_MAIL_RCPT, list);
 		if (r->mail_from)
 			curl_easy_setopt(e, CURLOPT_MAIL_FROM, r->mail_from);
+		/*
+		 * Never reuse an SMTP connection: its STARTTLS state and its login
+		 * belong to the channel (and restaurant) that opened it.  Found by
+		 * test/t/072: libcurl otherwise gave a channel that requires STARTTLS
+		 * an open plain-text session to the same host and port, and would
+		 * give one channel another's authenticated session.
+		 */
+		curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+		curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
 		if (r->tls && strcmp(r->tls, "starttls") == 0)
 			curl_easy_setopt(e, CURLOPT_USE_SSL, (long) CURLUSESSL_ALL);
 		else

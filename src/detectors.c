@@ -258,7 +258,7 @@ aura_run_detectors(PG_FUNCTION_ARGS)
 								   "SELECT d.name, pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(p.proname), "
 								   "d.settings, coalesce((d.settings ->> 'timeout_ms')::integer, -1) "
 								   "FROM aura.insight_detectors d "
-								   "JOIN pg_catalog.pg_proc p ON p.oid = d.function "
+								   "JOIN pg_catalog.pg_proc p ON p.oid = pg_catalog.to_regprocedure(d.function) "
 								   "JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace "
 								   "WHERE d.enabled AND (NOT $2 OR d.last_run_at IS NULL "
 								   "OR d.last_run_at + d.schedule <= $1) ORDER BY d.name",

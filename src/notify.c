@@ -33,6 +33,7 @@ int			aura_max_concurrency = 64;
 int			aura_http_timeout = 10000;
 int			aura_batch_size = 500;
 int			aura_lease_time = 120;
+bool		aura_dispatcher_paused = false;
 int			aura_poll_interval = 1000;
 char	   *aura_ca_file = NULL;
 bool		aura_http_deny_private = true;
@@ -190,6 +191,11 @@ NotifyInit(void)
 							"Polling fallback of the dispatcher when no commit wakes it.",
 							NULL, &aura_poll_interval, 1000, 10, 60000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomBoolVariable("aura.dispatcher_paused",
+							 "Pause the dispatcher: it stays running but claims no message and runs no job.",
+							 "For maintenance, and for test clusters (pg_regress) where deliveries and jobs must not fire.",
+							 &aura_dispatcher_paused, false,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomStringVariable("aura.ca_file",
 							   "CA bundle for TLS verification of deliveries (empty: the system's).",
 							   NULL, &aura_ca_file, "",

@@ -20,6 +20,7 @@ extern int	aura_http_timeout;
 extern int	aura_batch_size;
 extern int	aura_lease_time;
 extern int	aura_poll_interval;
+extern bool aura_dispatcher_paused;
 extern char *aura_ca_file;
 extern bool aura_http_deny_private;
 extern char *aura_http_allow_hosts;

@@ -52,6 +52,10 @@ AuraRegisterWorker(void)
 {
 	BackgroundWorker worker;
 
+	/* pg_upgrade starts servers in binary-upgrade mode: nothing may write then */
+	if (IsBinaryUpgrade)
+		return;
+
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
@@ -483,8 +487,8 @@ RunJobs(void)
 		PushActiveSnapshot(GetTransactionSnapshot());
 		if (SchemaReady() &&
 			SPI_execute("SELECT j.name, CASE WHEN p.proretset THEN 'SELECT count(*)::text || '' rows'' FROM ' "
-						"ELSE 'SELECT ' END || j.fn::text || '()' "
-						"FROM aura.jobs j JOIN pg_catalog.pg_proc p ON p.oid = j.fn "
+						"ELSE 'SELECT ' END || j.fn || '()' "
+						"FROM aura.jobs j JOIN pg_catalog.pg_proc p ON p.oid = pg_catalog.to_regproc(j.fn) "
 						"WHERE j.enabled AND j.next_run_at <= now() AND p.pronargs = p.pronargdefaults "
 						"AND p.pronamespace = 'aura'::regnamespace ORDER BY j.name",
 						true, 0) == SPI_OK_SELECT)
@@ -624,7 +628,7 @@ AuraWorkerMain(Datum arg)
 	{
 		SpinLockRelease(&aura_worker_shared->mutex);
 		elog(LOG, "aura dispatcher: another dispatcher (pid %d) is running", (int) aura_worker_shared->pid);
-		proc_exit(0);
+		proc_exit(1);			/* try again later: that pid may be gone by then */
 	}
 	SpinLockRelease(&aura_worker_shared->mutex);
 
@@ -677,6 +681,12 @@ AuraWorkerMain(Datum arg)
 			pending = NULL;
 			pending_n = 0;
 		}
+		else if (aura_dispatcher_paused)
+		{
+			/* paused (aura.dispatcher_paused): alive, but claims nothing */
+			reqs = NULL;
+			n = 0;
+		}
 		else
 		{
 			MemoryContextReset(batch_cxt);
@@ -706,7 +716,8 @@ AuraWorkerMain(Datum arg)
 			SpinLockRelease(&aura_worker_shared->mutex);
 		}
 		/* at most once a second, also during a long drain (a claimed batch waits in batch_cxt) */
-		RunJobs();
+		if (!aura_dispatcher_paused)
+			RunJobs();
 		pgstat_report_activity(STATE_IDLE, NULL);
 		pgstat_report_stat(true);
 		MemoryContextReset(loop_cxt);
@@ -731,6 +742,12 @@ AuraWorkerMain(Datum arg)
 		WipeBatch(pending, pending_n);
 		(void) RecordBatch(pending, pending_n, false, &nn);
 	}
+	/*
+	 * Exit code 1, not 0: a worker that exits 0 is unregistered and never
+	 * started again, so a pg_terminate_backend() would stop deliveries for
+	 * good.  With 1 the postmaster restarts it after bgw_restart_time; during
+	 * a server shutdown it starts no worker anyway.
+	 */
 	ereport(LOG, (errmsg("aura dispatcher stopping")));
-	proc_exit(0);
+	proc_exit(1);
 }

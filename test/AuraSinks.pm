@@ -27,8 +27,8 @@ sub notify_node
     $node->append_conf('postgresql.conf', join("\n",
         "shared_preload_libraries = 'aura'",
         "aura.database = 'postgres'",
-        "aura.notify_secret_key = 'tap-notify-key'",
-        # the settings master key (a fixed public test key): channel credentials as secret settings
+        # the settings master key (a fixed public test key): it seals channel and webhook
+        # secrets and secret settings alike
         "aura.encryption_key_command = 'echo tapnotify:0b30557a9fc4e90e33587da2c7ec11365b80a5caef14395e83a8cdf2173c6186'",
         "aura.http_allow_hosts = '127.0.0.1'",
         "aura.retry_schedule = '0.3,0.3,0.3,0.3,0.3,0.3,0.3,0.3,0.3,0.3'",
@@ -59,13 +59,16 @@ sub start_http_sink
     return (0 + slurp_file($pf), $h, $log);
 }
 
-# start_smtp_sink(DIR, PORT, [AUTH]): handle and log file of an SMTP sink
+# start_smtp_sink(DIR, PORT, [AUTH], [CERT:KEY], [IMPLICIT]): handle and log file of an
+# SMTP sink; with CERT:KEY it requires STARTTLS, or with IMPLICIT speaks TLS at once (SMTPS)
 sub start_smtp_sink
 {
-    my ($dir, $port, $auth) = @_;
+    my ($dir, $port, $auth, $tls, $implicit) = @_;
     my $log = "$dir/smtp_sink_$port.log";
     my @cmd = ($python, "$top/test/sinks/smtp_sink.py", '--port', $port, '--log', $log);
     push @cmd, '--auth', $auth if $auth;
+    push @cmd, '--tls', $tls if $tls;
+    push @cmd, '--implicit' if $implicit;
     my $out = '';
     my $h = IPC::Run::start(\@cmd, '>', \$out, '2>', "$dir/smtp_sink_$port.err");
     wait_for(sub { $h->pump_nb; $out =~ /\d/ }, 10) or die 'smtp sink did not start';

@@ -68,15 +68,4 @@ INSERT INTO catalog_exceptions VALUES
   ('flag_variants_flag_id_fkey',        'flags exception: reference table to reference table'),
   ('flag_variants_strategy_id_fkey',    'flags exception: reference table to reference table'),
   ('flag_dependencies_flag_id_fkey',    'flags exception: reference table to reference table'),
-  ('flag_ramps_flag_id_fkey',           'flags exception: reference table to reference table'),
-  -- KNOWN VIOLATIONS (reported in issue 10; Citus refuses a unique index without
-  -- the distribution column: drop these before create_distributed_table, see
-  -- docs/operations.md "Scaling out")
-  ('locations_id_key',                  'VIOLATION: unique (id) without restaurant_id, released in 0.1 (frozen)'),
-  ('setting_versions_id',               'VIOLATION: unique (id) without restaurant_id (sql/0.2/11_settings_templates.sql)'),
-  -- KNOWN VIOLATIONS of pg_upgrade compatibility (table.column): pg_upgrade
-  -- refuses user tables with regproc/regprocedure columns (OIDs of functions
-  -- are not preserved).  Fix: store the function name as text.
-  ('deployment_items.check_fn',         'VIOLATION: regproc column blocks pg_upgrade, released in 0.1 (frozen)'),
-  ('jobs.fn',                           'VIOLATION: regproc column blocks pg_upgrade (sql/0.2/70_notifications.sql)'),
-  ('insight_detectors.function',        'VIOLATION: regprocedure column blocks pg_upgrade (sql/0.2/60_insights.sql)');
+  ('flag_ramps_flag_id_fkey',           'flags exception: reference table to reference table');

@@ -21,13 +21,13 @@ if [ "$(id -u)" = 0 ]; then
     chown -R postgres:postgres "$work"
     chmod 755 "$work"
     runuser -u postgres -- env -i HOME="$work" PATH=/usr/local/bin:/usr/bin:/bin \
-        LANG=C.UTF-8 TERM="${TERM:-dumb}" KEEP="${KEEP:-}" QUICK="${QUICK:-}" DEMO="${DEMO:-}" \
+        LANG=C.UTF-8 TERM="${TERM:-dumb}" KEEP="${KEEP:-}" QUICK="${QUICK:-}" DEMO="${DEMO:-}" ONLY="${ONLY:-}" \
         PROVE_TESTS="${PROVE_TESTS:-}" TESTS="${TESTS:-}" ISO="${ISO:-}" \
         bash "$work/test/run.sh" "$mode"
     rc=$?
     # keep what a developer needs to see: results and logs of the run
-    if [ "$mode" = bench ] && [ -d "$work/test/bench" ]; then
-        cp -f "$work"/test/bench/results.* "$top/test/bench/" 2>/dev/null
+    if [ "$mode" = bench ] && [ -d "$work/bench" ]; then
+        mkdir -p "$top/bench" && cp -f "$work"/bench/results.* "$top/bench/" 2>/dev/null
     fi
     if [ $rc -ne 0 ] || [ -n "${KEEP:-}" ]; then
         echo "(work tree kept in $work)"

@@ -359,7 +359,9 @@ CREATE TABLE aura.setting_versions (
     PRIMARY KEY (restaurant_id, id)
 );
 COMMENT ON TABLE aura.setting_versions IS 'Snapshots of one restaurant, location or user scope (secrets kept sealed).';
-CREATE UNIQUE INDEX setting_versions_id ON aura.setting_versions (id);
+-- lookup by version id alone; not unique (Citus: unique keys lead with restaurant_id),
+-- ids stay unique because they come from one sequence
+CREATE INDEX setting_versions_id ON aura.setting_versions (id);
 SELECT aura._register_tenant_table('aura.setting_versions');
 ALTER TABLE aura.system_setting_versions ENABLE ROW LEVEL SECURITY;
 ALTER TABLE aura.system_setting_versions FORCE ROW LEVEL SECURITY;

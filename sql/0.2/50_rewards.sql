@@ -105,6 +105,7 @@ CREATE TABLE aura.rewards (
     redeemed_at         timestamptz,
     redeemed_order_ref  text,
     expired_at          timestamptz,
+    expiry_notice_at    timestamptz,
     revoked_at          timestamptz,
     revoke_reason       text,
     PRIMARY KEY (restaurant_id, id),
@@ -160,9 +161,10 @@ CREATE TRIGGER append_only_truncate BEFORE TRUNCATE ON aura.reward_redemptions
 CREATE TABLE aura.reward_jobs (
     restaurant_id   bigint NOT NULL,
     id              bigint GENERATED ALWAYS AS IDENTITY,
-    kind            text NOT NULL CHECK (kind IN ('bulk', 'campaign')),
+    kind            text NOT NULL CHECK (kind IN ('bulk', 'campaign', 'scheduled')),
     template_id     bigint,
     campaign_id     bigint,
+    period_start    timestamptz,
     total           int NOT NULL,
     processed       int NOT NULL DEFAULT 0,
     issued          int NOT NULL DEFAULT 0,
@@ -173,7 +175,9 @@ CREATE TABLE aura.reward_jobs (
     finished_at     timestamptz,
     PRIMARY KEY (restaurant_id, id)
 );
-COMMENT ON TABLE aura.reward_jobs IS 'Bulk issuance and campaign runs: counts and per-customer results.';
+CREATE UNIQUE INDEX reward_jobs_scheduled_period ON aura.reward_jobs (restaurant_id, template_id, period_start)
+    WHERE kind = 'scheduled';
+COMMENT ON TABLE aura.reward_jobs IS 'Bulk issuance, campaign runs and scheduled issuance (one row per template and period): counts and per-customer results.';
 
 -- Daily rollup behind the reward analytics; rows marked dirty by every
 -- change of rewards and redemptions are recomputed by
@@ -218,6 +222,45 @@ SELECT aura._register_tenant_table('aura.reward_analytics_dirty');
 ------------------------------------------------------------------------------
 -- Templates: validation per type, default catalog
 ------------------------------------------------------------------------------
+-- the conditions of a 'scheduled' template: every (an interval of at least
+-- one hour, required), audience (a campaign target), starts_at (timestamptz)
+CREATE FUNCTION aura._reward_schedule_check(key text, cond jsonb) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, aura, pg_temp
+    AS $$
+DECLARE
+    every interval;
+    bad boolean;
+BEGIN
+    IF NOT cond ? 'every' THEN
+        RAISE EXCEPTION 'a scheduled reward template needs trigger condition "every"' USING ERRCODE = 'check_violation',
+            DETAIL = format('template %s', key), HINT = 'For example {"every": "7 days"}: at least 1 hour.';
+    END IF;
+    BEGIN
+        every := CASE WHEN jsonb_typeof(cond -> 'every') = 'string' THEN (cond ->> 'every')::interval END;
+        bad := every IS NULL
+            OR (cond ? 'starts_at' AND (jsonb_typeof(cond -> 'starts_at') <> 'string'
+                                        OR (cond ->> 'starts_at')::timestamptz IN ('infinity', '-infinity')));
+    EXCEPTION WHEN invalid_text_representation OR invalid_datetime_format OR datetime_field_overflow
+                   OR interval_field_overflow THEN
+        bad := true;
+    END;
+    IF bad THEN
+        RAISE EXCEPTION 'trigger condition "every" or "starts_at" has an invalid value' USING ERRCODE = 'check_violation',
+            DETAIL = format('template %s: every %s, starts_at %s', key, left((cond -> 'every')::text, 60),
+                            coalesce(left((cond -> 'starts_at')::text, 60), 'not set')),
+            HINT = 'every: an interval such as "1 day" or "7 days" (at least 1 hour); starts_at: a timestamp.';
+    END IF;
+    IF every < interval '1 hour' OR every > interval '1 year' THEN
+        RAISE EXCEPTION 'trigger condition "every" must be between 1 hour and 1 year' USING ERRCODE = 'check_violation',
+            DETAIL = format('template %s: every %s', key, every);
+    END IF;
+    IF cond ? 'audience' THEN
+        PERFORM aura._reward_target_check(cond -> 'audience');
+    END IF;
+END
+$$;
+
 CREATE FUNCTION aura._reward_template_validate() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path = pg_catalog, aura, pg_temp
@@ -369,7 +412,11 @@ BEGIN
         WHEN 'points_earned' THEN '{min_points}'
         WHEN 'tier_upgrade' THEN '{tier}'
         WHEN 'milestone' THEN '{milestone_id,kind}'
+        WHEN 'scheduled' THEN '{every,audience,starts_at}'
         ELSE '{}' END::text[];
+    IF t.trigger = 'scheduled' THEN
+        PERFORM aura._reward_schedule_check(t.key, t.trigger_conditions);
+    END IF;
     FOR k IN SELECT jsonb_object_keys(t.trigger_conditions) LOOP
         IF NOT k = ANY (allowed) THEN
             RAISE EXCEPTION 'trigger condition "%" does not apply to trigger %', k, t.trigger
@@ -946,10 +993,15 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION aura.validate_reward(code text, order_amount numeric, customer_id bigint DEFAULT NULL,
-                                     items jsonb DEFAULT NULL)
+-- validate_reward and redeem_reward are C (src/rewards.c): the point-of-sale
+-- path runs there; every other call (items, cashback / free_item /
+-- free_delivery, idempotency keys, no restaurant in context, argument
+-- errors) goes to these PL/pgSQL implementations, which give the same
+-- answers and own the error messages.
+CREATE FUNCTION aura._validate_reward_plpgsql(code text, order_amount numeric, customer_id bigint,
+                                              items jsonb)
     RETURNS jsonb
-    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, aura, pg_temp
     AS $$
 DECLARE
@@ -972,6 +1024,13 @@ BEGIN
         'reasons', ev.reasons);
 END
 $$;
+COMMENT ON FUNCTION aura._validate_reward_plpgsql(text, numeric, bigint, jsonb) IS 'Internal: aura.validate_reward for the calls its C code delegates.';
+CREATE FUNCTION aura.validate_reward(code text, order_amount numeric, customer_id bigint DEFAULT NULL,
+                                     items jsonb DEFAULT NULL)
+    RETURNS jsonb
+    LANGUAGE c STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, aura, pg_temp
+    AS 'MODULE_PATHNAME', 'aura_validate_reward';
 COMMENT ON FUNCTION aura.validate_reward(text, numeric, bigint, jsonb) IS 'Would this code apply to an order? {valid, discount, final_amount, points, reasons: [{rule, message}] — every failing rule}. Changes nothing.';
 
 CREATE FUNCTION aura._reward_check_order_args(code text, order_ref text, order_amount numeric) RETURNS void
@@ -1000,12 +1059,11 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION aura.redeem_reward(code text, order_ref text, order_amount numeric, customer_id bigint,
-                                   idempotency_key text DEFAULT NULL, method text DEFAULT 'pos',
-                                   terminal text DEFAULT NULL, staff_id bigint DEFAULT NULL,
-                                   items jsonb DEFAULT NULL)
+CREATE FUNCTION aura._redeem_reward_plpgsql(code text, order_ref text, order_amount numeric, customer_id bigint,
+                                            idempotency_key text, method text, terminal text, staff_id bigint,
+                                            items jsonb)
     RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
+    LANGUAGE plpgsql
     SET search_path = pg_catalog, aura, pg_temp
     AS $$
 DECLARE
@@ -1040,9 +1098,9 @@ BEGIN
     IF idempotency_key IS NOT NULL THEN
         PERFORM pg_advisory_xact_lock(hashtextextended(format('aura.redeem.key:%s:%s', rw.restaurant_id, idempotency_key), 0));
         SELECT * INTO red FROM aura.reward_redemptions x
-         WHERE x.restaurant_id = rw.restaurant_id AND x.idempotency_key = redeem_reward.idempotency_key;
+         WHERE x.restaurant_id = rw.restaurant_id AND x.idempotency_key = _redeem_reward_plpgsql.idempotency_key;
         IF FOUND THEN
-            IF red.reward_id <> rw.id OR red.order_ref <> redeem_reward.order_ref THEN
+            IF red.reward_id <> rw.id OR red.order_ref <> _redeem_reward_plpgsql.order_ref THEN
                 RAISE EXCEPTION 'idempotency key % was used for another redemption', quote_literal(idempotency_key)
                     USING ERRCODE = 'unique_violation',
                           DETAIL = format('It redeemed reward %s for order %s.', red.reward_id, red.order_ref);
@@ -1090,6 +1148,15 @@ BEGIN
         'final_amount', red.final_amount, 'points_credited', red.points_credited);
 END
 $$;
+COMMENT ON FUNCTION aura._redeem_reward_plpgsql(text, text, numeric, bigint, text, text, text, bigint, jsonb) IS 'Internal: aura.redeem_reward for the calls its C code delegates.';
+CREATE FUNCTION aura.redeem_reward(code text, order_ref text, order_amount numeric, customer_id bigint,
+                                   idempotency_key text DEFAULT NULL, method text DEFAULT 'pos',
+                                   terminal text DEFAULT NULL, staff_id bigint DEFAULT NULL,
+                                   items jsonb DEFAULT NULL)
+    RETURNS jsonb
+    LANGUAGE c SECURITY DEFINER
+    SET search_path = pg_catalog, aura, pg_temp
+    AS 'MODULE_PATHNAME', 'aura_redeem_reward';
 COMMENT ON FUNCTION aura.redeem_reward(text, text, numeric, bigint, text, text, text, bigint, jsonb) IS 'Redeems a reward for an order of its customer: exact discount (half-up to cents, capped), one append-only redemption row, points credited for bonus_points/cashback. Concurrent redemptions of one code: one wins, the others fail with 55000. The same idempotency key returns the first result.';
 
 CREATE FUNCTION aura.reserve_reward(code text, order_ref text, hold interval DEFAULT '15 minutes',
@@ -1194,6 +1261,8 @@ DECLARE
     red aura.reward_redemptions;
     n int := 0;
     back text;
+    bal bigint;
+    take bigint;
 BEGIN
     FOR rw IN SELECT * FROM aura.rewards x
                WHERE x.restaurant_id = r AND x.redeemed_order_ref = o AND x.status = 'redeemed'
@@ -1202,10 +1271,27 @@ BEGIN
         SELECT * INTO red FROM aura.reward_redemptions x
          WHERE x.restaurant_id = r AND x.reward_id = rw.id AND x.kind = 'redemption' ORDER BY x.id DESC LIMIT 1;
         back := CASE WHEN rw.valid_until > now() THEN 'active' ELSE 'expired' END;
+        -- points the redemption credited (bonus_points, cashback) are taken
+        -- back: all of them, or what the balance still holds when negative
+        -- balances are not allowed (the customer may have spent them)
+        take := 0;
+        IF red.points_credited > 0 THEN
+            SELECT a.balance INTO bal FROM aura.loyalty_accounts a
+             WHERE a.restaurant_id = r AND a.customer_id = rw.customer_id FOR UPDATE;
+            take := CASE WHEN aura._ledger_allow_negative(r) THEN red.points_credited
+                         ELSE least(red.points_credited, greatest(coalesce(bal, 0), 0)) END;
+            IF take > 0 THEN
+                PERFORM aura.adjust_points(r, rw.customer_id, -take, 'reward:' || rw.code,
+                                           'reward-unredeem:' || red.id,
+                                           format('points of reward %s taken back: order %s cancelled (%s of %s)',
+                                                  rw.code, left(o, 200), take, red.points_credited));
+            END IF;
+        END IF;
         INSERT INTO aura.reward_redemptions (restaurant_id, reward_id, customer_id, template_id, kind, order_ref,
-                                             original_amount, discount_amount, final_amount, method, staff_id, reason)
+                                             original_amount, discount_amount, final_amount, points_credited,
+                                             method, staff_id, reason)
         VALUES (r, rw.id, rw.customer_id, rw.template_id, 'cancellation', o, red.original_amount,
-                red.discount_amount, red.final_amount, red.method, aura.current_user_id(), reason);
+                red.discount_amount, red.final_amount, -take, red.method, aura.current_user_id(), reason);
         UPDATE aura.rewards x SET status = back, redeemed_at = NULL, redeemed_order_ref = NULL,
                                   expired_at = CASE WHEN back = 'expired' THEN now() END
          WHERE x.restaurant_id = r AND x.id = rw.id;
@@ -1447,6 +1533,46 @@ END
 $$;
 COMMENT ON FUNCTION aura.expire_rewards(timestamptz, int) IS 'Marks active and reserved rewards past valid_until as expired (at most batch per call, reward.expired events); re-running changes nothing. A job of the dispatcher.';
 
+-- "reward expiring" notices: a reward.expiring event (webhooks, notification
+-- rules) once per open reward entering the notice window
+CREATE FUNCTION aura.notify_expiring_rewards(within interval DEFAULT '3 days', batch int DEFAULT 10000)
+    RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, aura, pg_temp
+    AS $$
+DECLARE
+    ctx bigint := aura.current_restaurant();
+    n bigint;
+BEGIN
+    IF within IS NULL OR within < interval '1 minute' OR within > interval '365 days' THEN
+        RAISE EXCEPTION 'within must be between 1 minute and 365 days' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('within is %s.', coalesce(within::text, 'NULL'));
+    END IF;
+    IF batch IS NULL OR batch NOT BETWEEN 1 AND 1000000 THEN
+        RAISE EXCEPTION 'batch must be between 1 and 1000000' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('batch is %s.', coalesce(batch::text, 'NULL'));
+    END IF;
+    PERFORM aura._ledger_check_tenant(coalesce(ctx, 0));
+    WITH due AS (
+        SELECT x.restaurant_id, x.id FROM aura.rewards x
+         WHERE x.status IN ('active', 'reserved') AND x.valid_until > now() AND x.valid_until <= now() + within
+           AND x.expiry_notice_at IS NULL AND (ctx IS NULL OR x.restaurant_id = ctx)
+         ORDER BY x.valid_until LIMIT batch
+           FOR UPDATE SKIP LOCKED
+    ), upd AS (
+        UPDATE aura.rewards x SET expiry_notice_at = now()
+          FROM due WHERE x.restaurant_id = due.restaurant_id AND x.id = due.id
+        RETURNING x.restaurant_id, x.id, x.customer_id, x.code, x.title, x.valid_until
+    )
+    SELECT count(aura.emit_event(u.restaurant_id, 'reward.expiring',
+                                 jsonb_build_object('reward_id', u.id, 'customer_id', u.customer_id, 'code', u.code,
+                                                    'title', u.title, 'valid_until', u.valid_until)))
+      INTO n FROM upd u;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION aura.notify_expiring_rewards(interval, int) IS 'Dispatcher job: emits reward.expiring once for each open reward that expires within the interval; returns how many.';
+
 CREATE FUNCTION aura.rewards_expiring(restaurant_id bigint, within interval DEFAULT '7 days')
     RETURNS TABLE (reward_id bigint, customer_id bigint, code text, title text, type text, value numeric,
                    valid_until timestamptz)
@@ -1622,7 +1748,9 @@ BEGIN
         PERFORM aura._ledger_check_tenant(0);
         SELECT min(t.restaurant_id) INTO r FROM aura.reward_templates t WHERE t.id = tpl;
     END IF;
-    PERFORM aura._ledger_check_tenant(r);
+    IF r IS NOT NULL THEN
+        PERFORM aura._ledger_check_tenant(r);
+    END IF;
     IF r IS NULL OR NOT EXISTS (SELECT 1 FROM aura.reward_templates t WHERE t.restaurant_id = r AND t.id = tpl) THEN
         RAISE EXCEPTION 'reward template % does not exist', tpl USING ERRCODE = 'no_data_found',
             DETAIL = format('restaurant %s', coalesce(r::text, 'none'));
@@ -1635,6 +1763,7 @@ $$;
 CREATE FUNCTION aura._issue_many(r bigint, tpl bigint, customers bigint[], src text, job_kind text,
                                  campaign bigint, notice_every int, per_customer int,
                                  max_rewards bigint, max_cost numeric, unit_cost numeric, dry_run boolean,
+                                 period timestamptz DEFAULT NULL, existing_job bigint DEFAULT NULL,
                                  OUT job_id bigint, OUT issued int, OUT results jsonb)
     LANGUAGE plpgsql
     SET search_path = pg_catalog, aura, pg_temp
@@ -1654,9 +1783,11 @@ DECLARE
 BEGIN
     issued := 0;
     results := '[]';
-    IF NOT dry_run THEN
-        INSERT INTO aura.reward_jobs (restaurant_id, kind, template_id, campaign_id, total)
-        VALUES (r, job_kind, tpl, campaign, total) RETURNING id INTO job_id;
+    IF existing_job IS NOT NULL THEN
+        job_id := existing_job;     -- one batch of a batched bulk issue: counts are added
+    ELSIF NOT dry_run THEN
+        INSERT INTO aura.reward_jobs (restaurant_id, kind, template_id, campaign_id, total, period_start)
+        VALUES (r, job_kind, tpl, campaign, total, period) RETURNING id INTO job_id;
     END IF;
     FOREACH c IN ARRAY coalesce(customers, '{}') LOOP
         i := i + 1;
@@ -1680,7 +1811,9 @@ BEGIN
                 SELECT count(*) INTO have FROM aura.rewards x
                  WHERE x.restaurant_id = r AND x.campaign_id IS NOT DISTINCT FROM campaign AND x.customer_id = c;
                 rw := aura._issue_reward(r, c, tpl, src, NULL,
-                        CASE WHEN campaign IS NULL THEN NULL ELSE format('campaign:%s:%s:%s', campaign, c, have + 1) END,
+                        CASE WHEN campaign IS NOT NULL THEN format('campaign:%s:%s:%s', campaign, c, have + 1)
+                             WHEN period IS NOT NULL
+                             THEN format('scheduled:%s:%s:%s', tpl, c, extract(epoch FROM period)::bigint) END,
                         campaign);
                 res := jsonb_build_object('customer_id', c, 'status', 'issued', 'reward_id', rw.id, 'code', rw.code);
                 issued := issued + 1;
@@ -1697,7 +1830,7 @@ BEGIN
         IF notice_every > 0 AND i % notice_every = 0 THEN
             RAISE NOTICE 'rewards: % of % processed, % issued', i, total, issued;
             n_ok := issued;
-            IF NOT dry_run THEN
+            IF NOT dry_run AND existing_job IS NULL THEN
                 UPDATE aura.reward_jobs j SET processed = i, issued = n_ok, failed = n_failed
                  WHERE j.restaurant_id = r AND j.id = job_id;
             END IF;
@@ -1705,7 +1838,11 @@ BEGIN
     END LOOP;
     n_ok := issued;
     res_all := results;
-    IF NOT dry_run THEN
+    IF existing_job IS NOT NULL THEN
+        UPDATE aura.reward_jobs j SET processed = j.processed + i, issued = j.issued + n_ok,
+                                      failed = j.failed + n_failed, results = j.results || res_all
+         WHERE j.restaurant_id = r AND j.id = job_id;
+    ELSIF NOT dry_run THEN
         UPDATE aura.reward_jobs j SET processed = i, issued = n_ok, failed = n_failed,
                                       status = 'done', finished_at = clock_timestamp(), results = res_all
          WHERE j.restaurant_id = r AND j.id = job_id;
@@ -1758,6 +1895,107 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION aura.issue_rewards_bulk(bigint, jsonb, int) IS 'Issues a template to the customers of a segment (same keys as a campaign target).';
+
+-- Batched bulk issue: a procedure that commits after every batch, so the
+-- progress row in aura.reward_jobs is visible to other sessions while it
+-- runs.  The procedure itself is SECURITY INVOKER and has no SET clause (both
+-- would forbid COMMIT); the two SECURITY DEFINER functions it calls check
+-- the tenant and do the work.
+CREATE FUNCTION aura._issue_rewards_batch_start(template_id bigint, customer_ids bigint[], batch_size int)
+    RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, aura, pg_temp
+    AS $$
+DECLARE
+    r bigint := aura._reward_template_restaurant(template_id);
+    job bigint;
+BEGIN
+    IF customer_ids IS NULL OR cardinality(customer_ids) NOT BETWEEN 1 AND 1000000 THEN
+        RAISE EXCEPTION 'customer_ids must hold 1 to 1000000 ids' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('It holds %s.', coalesce(cardinality(customer_ids), 0));
+    END IF;
+    IF batch_size IS NULL OR batch_size NOT BETWEEN 1 AND 100000 THEN
+        RAISE EXCEPTION 'batch_size must be between 1 and 100000' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('batch_size is %s.', coalesce(batch_size::text, 'NULL'));
+    END IF;
+    INSERT INTO aura.reward_jobs (restaurant_id, kind, template_id, total)
+    VALUES (r, 'bulk', template_id, (SELECT count(DISTINCT c) FROM unnest(customer_ids) c))
+    RETURNING id INTO job;
+    RETURN job;
+END
+$$;
+COMMENT ON FUNCTION aura._issue_rewards_batch_start(bigint, bigint[], int) IS 'Internal: checks a batched bulk issue and creates its job row.';
+
+CREATE FUNCTION aura._issue_rewards_batch(job_id bigint, customer_ids bigint[], last boolean,
+                                          error text DEFAULT NULL) RETURNS int
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, aura, pg_temp
+    AS $$
+DECLARE
+    ctx bigint := aura.current_restaurant();
+    j aura.reward_jobs;
+    res record;
+BEGIN
+    SELECT * INTO j FROM aura.reward_jobs x
+     WHERE x.id = job_id AND x.kind = 'bulk' AND (ctx IS NULL OR x.restaurant_id = ctx) FOR UPDATE;
+    IF NOT FOUND OR j.status <> 'running' THEN
+        RAISE EXCEPTION 'bulk job % is not running', job_id USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    PERFORM aura._ledger_check_tenant(j.restaurant_id);
+    IF error IS NOT NULL THEN
+        UPDATE aura.reward_jobs x SET status = 'failed', finished_at = clock_timestamp(),
+                                      results = x.results || jsonb_build_object('error', left(error, 1000))
+         WHERE x.restaurant_id = j.restaurant_id AND x.id = j.id;
+        RETURN 0;
+    END IF;
+    res := aura._issue_many(j.restaurant_id, j.template_id, customer_ids, 'bulk', 'bulk', NULL, 0, NULL,
+                            NULL, NULL, 0, false, NULL, j.id);
+    IF last THEN
+        UPDATE aura.reward_jobs x SET status = 'done', finished_at = clock_timestamp()
+         WHERE x.restaurant_id = j.restaurant_id AND x.id = j.id;
+    END IF;
+    RETURN res.issued;
+END
+$$;
+COMMENT ON FUNCTION aura._issue_rewards_batch(bigint, bigint[], boolean, text) IS 'Internal: one batch of a batched bulk issue, added to its job row.';
+
+CREATE PROCEDURE aura.issue_rewards_bulk_batched(template_id bigint, customer_ids bigint[],
+                                                 batch_size int DEFAULT 1000, INOUT job_id bigint DEFAULT NULL)
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    ids bigint[];
+    n int;
+    i int := 1;
+    done int := 0;
+    err text;
+    state text;
+BEGIN
+    job_id := aura._issue_rewards_batch_start(template_id, customer_ids, batch_size);
+    SELECT array_agg(u.c ORDER BY u.first) INTO ids
+      FROM (SELECT x.c, min(x.n) AS first FROM pg_catalog.unnest(customer_ids) WITH ORDINALITY x(c, n) GROUP BY x.c) u;
+    n := pg_catalog.cardinality(ids);
+    COMMIT;
+    WHILE i <= n LOOP
+        BEGIN
+            done := done + aura._issue_rewards_batch(job_id, ids[i:i + batch_size - 1], i + batch_size > n);
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS err = MESSAGE_TEXT, state = RETURNED_SQLSTATE;
+        END;
+        IF err IS NOT NULL THEN
+            -- the batches before stay issued; the job says where it stopped
+            PERFORM aura._issue_rewards_batch(job_id, NULL, true, err);
+            COMMIT;
+            RAISE EXCEPTION 'bulk issue stopped after % of % customers: %', i - 1, n, err
+                USING ERRCODE = state, DETAIL = format('Job %s is marked failed.', job_id);
+        END IF;
+        i := i + batch_size;
+        RAISE NOTICE 'rewards: % of % processed, % issued', least(i - 1, n), n, done;
+        COMMIT;
+    END LOOP;
+END
+$$;
+COMMENT ON PROCEDURE aura.issue_rewards_bulk_batched(bigint, bigint[], int, bigint) IS 'Bulk issue that commits after every batch (CALL it outside a transaction block): the aura.reward_jobs row shows the progress to every session while it runs; returns the job id.';
 
 -- face value of one reward of a template, charged against campaign budgets
 CREATE FUNCTION aura._reward_unit_cost(t aura.reward_templates) RETURNS numeric
@@ -1919,6 +2157,68 @@ BEGIN
     RETURN n;
 END
 $$;
+
+-- Templates with trigger 'scheduled' are issued by the dispatcher (job
+-- reward_scheduled): once per period of trigger_conditions.every, counted
+-- from starts_at (else the template's valid_from, else its creation), to its
+-- audience (a campaign target; default every active loyalty member).  One
+-- aura.reward_jobs row per template and period (unique) makes a period run
+-- once; per-customer idempotency keys scheduled:<template>:<customer>:<period>
+-- keep a reward from being issued twice for one period.  A period that was
+-- missed (dispatcher down) is run once when it is noticed, for the current
+-- period only.
+CREATE FUNCTION aura.issue_scheduled_rewards(as_of timestamptz DEFAULT now()) RETURNS int
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, aura, pg_temp
+    AS $$
+DECLARE
+    ctx bigint := aura.current_restaurant();
+    t aura.reward_templates;
+    every interval;
+    anchor timestamptz;
+    secs numeric;
+    period timestamptz;
+    audience bigint[];
+    res record;
+    n int := 0;
+BEGIN
+    IF as_of IS NULL OR as_of IN ('infinity', '-infinity') THEN
+        RAISE EXCEPTION 'as_of must be a finite timestamp' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM aura._ledger_check_tenant(coalesce(ctx, 0));
+    FOR t IN SELECT * FROM aura.reward_templates x
+              WHERE x.trigger = 'scheduled' AND x.active AND (ctx IS NULL OR x.restaurant_id = ctx)
+                AND (x.valid_from IS NULL OR x.valid_from <= as_of) AND (x.valid_to IS NULL OR x.valid_to > as_of)
+              ORDER BY x.restaurant_id, x.id
+    LOOP
+        every := (t.trigger_conditions ->> 'every')::interval;
+        anchor := coalesce((t.trigger_conditions ->> 'starts_at')::timestamptz, t.valid_from, t.created_at);
+        CONTINUE WHEN anchor > as_of;
+        secs := extract(epoch FROM every);
+        period := anchor + make_interval(secs => secs * floor(extract(epoch FROM as_of - anchor) / secs));
+        -- one run per template and period, also against a concurrent call
+        PERFORM pg_advisory_xact_lock(hashtextextended(format('aura.scheduled:%s:%s', t.restaurant_id, t.id), 0));
+        CONTINUE WHEN EXISTS (SELECT 1 FROM aura.reward_jobs j WHERE j.restaurant_id = t.restaurant_id
+                                 AND j.kind = 'scheduled' AND j.template_id = t.id AND j.period_start = period);
+        -- a template that fails (its audience's segment function raises...)
+        -- is skipped with an event; the others still run
+        BEGIN
+            SELECT array_agg(c) INTO audience
+              FROM aura._reward_audience(t.restaurant_id, coalesce(t.trigger_conditions -> 'audience', '{}')) c;
+            res := aura._issue_many(t.restaurant_id, t.id, coalesce(audience, '{}'), 'scheduled', 'scheduled', NULL,
+                                    0, 1, NULL, NULL, 0, false, period);
+            n := n + res.issued;
+            PERFORM aura._reward_event(t.restaurant_id, 'reward.scheduled_run', jsonb_build_object('template', t.key,
+                'period_start', period, 'audience', coalesce(cardinality(audience), 0), 'issued', res.issued));
+        EXCEPTION WHEN OTHERS THEN
+            PERFORM aura._reward_event(t.restaurant_id, 'reward.scheduled_failed', jsonb_build_object('template', t.key,
+                'period_start', period, 'error', SQLERRM, 'sqlstate', SQLSTATE));
+        END;
+    END LOOP;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION aura.issue_scheduled_rewards(timestamptz) IS 'Dispatcher job: issues every active scheduled template once per period of trigger_conditions.every to its audience; returns how many rewards were issued.';
 COMMENT ON FUNCTION aura.run_due_campaigns(timestamptz) IS 'Runs the automated active campaigns that are due (a dispatcher job); completes campaigns past their end. Returns how many ran.';
 
 ------------------------------------------------------------------------------
@@ -2253,6 +2553,11 @@ GRANT EXECUTE ON FUNCTION aura.issue_reward(bigint, bigint, bigint, text, int, t
     aura.search_rewards(jsonb, text, int, text),
     aura.record_referral(bigint, bigint, bigint)
     TO aura_staff;
+GRANT EXECUTE ON FUNCTION aura.issue_scheduled_rewards(timestamptz), aura.notify_expiring_rewards(interval, int),
+    aura._issue_rewards_batch_start(bigint, bigint[], int), aura._issue_rewards_batch(bigint, bigint[], boolean, text)
+    TO aura_manager;
+REVOKE ALL ON PROCEDURE aura.issue_rewards_bulk_batched(bigint, bigint[], int, bigint) FROM PUBLIC;
+GRANT EXECUTE ON PROCEDURE aura.issue_rewards_bulk_batched(bigint, bigint[], int, bigint) TO aura_manager;
 GRANT EXECUTE ON FUNCTION aura.install_default_rewards(bigint),
     aura.revoke_reward(bigint, text, text),
     aura.issue_rewards_bulk(bigint, bigint[], int),
@@ -2274,7 +2579,12 @@ GRANT EXECUTE ON FUNCTION aura.reward_stats(bigint, date, date, text),
 INSERT INTO aura.privilege_matrix (object, kind, role, privileges) VALUES
     ('aura._cancel_redemptions(bigint, text, text)', 'function', '-', ''),
     ('aura._check_reward_templates()', 'function', '-', ''),
-    ('aura._issue_many(bigint, bigint, bigint[], text, text, bigint, integer, integer, bigint, numeric, numeric, boolean)', 'function', '-', ''),
+    ('aura._issue_many(bigint, bigint, bigint[], text, text, bigint, integer, integer, bigint, numeric, numeric, boolean, timestamp with time zone, bigint)', 'function', '-', ''),
+    ('aura._issue_rewards_batch(bigint, bigint[], boolean, text)', 'function', 'aura_manager', 'EXECUTE'),
+    ('aura._issue_rewards_batch_start(bigint, bigint[], integer)', 'function', 'aura_manager', 'EXECUTE'),
+    ('aura.issue_rewards_bulk_batched(bigint, bigint[], integer, bigint)', 'function', 'aura_manager', 'EXECUTE'),
+    ('aura._reward_schedule_check(text, jsonb)', 'function', '-', ''),
+    ('aura.issue_scheduled_rewards(timestamp with time zone)', 'function', 'aura_manager', 'EXECUTE'),
     ('aura._issue_reward(bigint, bigint, bigint, text, integer, text, bigint)', 'function', '-', ''),
     ('aura._reward_apply_tier(bigint, bigint, text)', 'function', '-', ''),
     ('aura._reward_audience(bigint, jsonb)', 'function', '-', ''),
@@ -2295,6 +2605,8 @@ INSERT INTO aura.privilege_matrix (object, kind, role, privileges) VALUES
     ('aura._rewards_auto(bigint, bigint, text, text, jsonb)', 'function', '-', ''),
     ('aura._rewards_event_trigger()', 'function', '-', ''),
     ('aura._rewards_first_use(bigint)', 'function', '-', ''),
+    ('aura._redeem_reward_plpgsql(text, text, numeric, bigint, text, text, text, bigint, jsonb)', 'function', '-', ''),
+    ('aura._validate_reward_plpgsql(text, numeric, bigint, jsonb)', 'function', '-', ''),
     ('aura._rewards_event_demand(bigint)', 'function', '-', ''),
     ('aura.award_anniversaries(date)', 'function', 'aura_manager', 'EXECUTE'),
     ('aura.cancel_reward_redemption(bigint, text, text)', 'function', 'aura_staff', 'EXECUTE'),
@@ -2310,6 +2622,7 @@ INSERT INTO aura.privilege_matrix (object, kind, role, privileges) VALUES
     ('aura.loyalty_tier_distribution', 'view', 'aura_reporting', 'SELECT'),
     ('aura.record_referral(bigint, bigint, bigint)', 'function', 'aura_staff', 'EXECUTE'),
     ('aura.redeem_reward(text, text, numeric, bigint, text, text, text, bigint, jsonb)', 'function', 'aura_staff', 'EXECUTE'),
+    ('aura.notify_expiring_rewards(interval, integer)', 'function', 'aura_manager', 'EXECUTE'),
     ('aura.refresh_reward_analytics()', 'function', 'aura_manager', 'EXECUTE'),
     ('aura.release_reward(text, text)', 'function', 'aura_staff', 'EXECUTE'),
     ('aura.reserve_reward(text, text, interval, bigint)', 'function', 'aura_staff', 'EXECUTE'),

@@ -1008,7 +1008,8 @@ $$;
 
 CREATE TABLE aura.insight_detectors (
     name            text PRIMARY KEY CHECK (name ~ '^[a-z][a-z0-9_]{0,62}$'),
-    function        regprocedure NOT NULL,
+    -- by name, not regprocedure: pg_upgrade refuses regprocedure columns
+    function        text NOT NULL CHECK (function ~ '\(bigint, timestamptz, jsonb\)$'),
     schedule        interval NOT NULL DEFAULT '1 day' CHECK (schedule >= interval '1 minute'),
     settings        jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(settings) = 'object'),
     enabled         boolean NOT NULL DEFAULT true,
@@ -1082,7 +1083,9 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     INSERT INTO aura.insight_detectors AS d (name, function, schedule, settings)
-    VALUES (register_detector.name, register_detector.function, register_detector.schedule, register_detector.settings)
+    VALUES (register_detector.name,
+            format('%s.%s(bigint, timestamptz, jsonb)', p.pronamespace::regnamespace, quote_ident(p.proname)),
+            register_detector.schedule, register_detector.settings)
     ON CONFLICT ON CONSTRAINT insight_detectors_pkey DO UPDATE
        SET function = EXCLUDED.function, schedule = EXCLUDED.schedule, settings = EXCLUDED.settings,
            enabled = true;
@@ -1386,6 +1389,153 @@ BEGIN
 END
 $$;
 
+-- Built-in detector over aura's rewards (aura.reward_templates, aura.rewards,
+-- aura.reward_redemptions): active reward templates older than min_age_days
+-- none of whose rewards was ever redeemed (as of as_of).  One insight per
+-- template (related entity reward_template/<id>), the most issued first.
+-- Settings: min_age_days (30), min_issued (0: also templates never issued),
+-- medium_issued (20: from this many unredeemed rewards, severity medium),
+-- max_templates (20).
+CREATE FUNCTION aura.detect_unredeemed_rewards(restaurant_id bigint, as_of timestamptz, settings jsonb)
+    RETURNS TABLE (domain text, type text, severity text, title text, details jsonb)
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, aura, pg_temp
+    AS $$
+DECLARE
+    min_age integer := coalesce((settings ->> 'min_age_days')::integer, 30);
+    min_issued integer := coalesce((settings ->> 'min_issued')::integer, 0);
+    medium_issued integer := coalesce((settings ->> 'medium_issued')::integer, 20);
+    max_templates integer := coalesce((settings ->> 'max_templates')::integer, 20);
+    r bigint := detect_unredeemed_rewards.restaurant_id;
+    t record;
+BEGIN
+    IF min_age NOT BETWEEN 1 AND 3650 OR min_issued NOT BETWEEN 0 AND 1000000000
+       OR medium_issued NOT BETWEEN 1 AND 1000000000 OR max_templates NOT BETWEEN 1 AND 1000 THEN
+        RAISE EXCEPTION 'invalid unredeemed rewards detector settings' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('settings: %s', settings),
+            HINT = 'min_age_days 1-3650, min_issued >= 0, medium_issued >= 1, max_templates 1-1000.';
+    END IF;
+    FOR t IN
+        SELECT x.id, x.key, x.title, x.created_at, x.points_cost,
+               x.issued, x.open, x.points_spent, x.value_offered
+          FROM (SELECT tp.id, tp.key, tp.title, tp.created_at, tp.points_cost,
+                       count(rw.id) AS issued,
+                       count(rw.id) FILTER (WHERE rw.valid_until > as_of AND rw.status IN ('active', 'reserved')) AS open,
+                       coalesce(sum(rw.points_cost), 0) AS points_spent,
+                       coalesce(sum(rw.value), 0) AS value_offered
+                  FROM aura.reward_templates tp
+                  LEFT JOIN aura.rewards rw ON rw.restaurant_id = tp.restaurant_id AND rw.template_id = tp.id
+                                           AND rw.issued_at < as_of
+                 WHERE tp.restaurant_id = r AND tp.active
+                   AND tp.created_at <= as_of - make_interval(days => min_age)
+                   AND NOT EXISTS (SELECT 1 FROM aura.reward_redemptions d
+                                    WHERE d.restaurant_id = r AND d.template_id = tp.id
+                                      AND d.kind = 'redemption' AND d.created_at < as_of)
+                 GROUP BY tp.restaurant_id, tp.id) x
+         WHERE x.issued >= min_issued
+         ORDER BY x.issued DESC, x.id
+         LIMIT max_templates
+    LOOP
+        domain := 'loyalty';
+        type := 'optimization';
+        severity := CASE WHEN t.issued >= medium_issued THEN 'medium' ELSE 'low' END;
+        title := CASE WHEN t.issued = 0
+                      THEN format('Reward "%s" never issued in %s days', t.title, (as_of::date - t.created_at::date))
+                      ELSE format('Reward "%s" never redeemed: %s issued', t.title, t.issued) END;
+        details := jsonb_build_object(
+            'description', CASE WHEN t.issued = 0
+                THEN format('Template %s exists since %s and no reward of it was issued or redeemed.',
+                            t.key, to_char(t.created_at, 'YYYY-MM-DD'))
+                ELSE format('%s rewards of template %s were issued (%s still open, %s points spent on them); none was redeemed.',
+                            t.issued, t.key, t.open, t.points_spent) END,
+            'impact_score', least(100, 20 + 2 * t.issued),
+            'estimated_value', t.value_offered,
+            'metrics', jsonb_build_object('template_id', t.id, 'template_key', t.key, 'issued', t.issued,
+                                          'open', t.open, 'redeemed', 0, 'points_spent', t.points_spent,
+                                          'age_days', as_of::date - t.created_at::date),
+            'related_entity_type', 'reward_template', 'related_entity_id', t.id::text,
+            'recommendations', CASE WHEN t.issued = 0
+                THEN '["Feature the reward or make it reachable", "Deactivate the template if it is not wanted"]'::jsonb
+                ELSE '["Check that staff can redeem it at the POS", "Make its conditions easier (minimum order, items)", "Remind the holders before it expires"]'::jsonb END);
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+
+-- Built-in detector over aura's reward campaigns: an active campaign with an
+-- end date and a budget (max_cost and/or max_rewards) that spends faster than
+-- its time runs: spent share > elapsed share x (1 + tolerance).  Spending is
+-- the campaign's running totals (issued_cost, issued_count); time elapsed is
+-- measured at as_of.  A budget already used up before the end is high.
+-- Settings: tolerance (0.25), min_elapsed (0.05: too early to judge before),
+-- min_spent (0.1: share of the budget spent before judging).
+CREATE FUNCTION aura.detect_campaign_budget_pace(restaurant_id bigint, as_of timestamptz, settings jsonb)
+    RETURNS TABLE (domain text, type text, severity text, title text, details jsonb)
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, aura, pg_temp
+    AS $$
+DECLARE
+    tolerance numeric := coalesce((settings ->> 'tolerance')::numeric, 0.25);
+    min_elapsed numeric := coalesce((settings ->> 'min_elapsed')::numeric, 0.05);
+    min_spent numeric := coalesce((settings ->> 'min_spent')::numeric, 0.1);
+    r bigint := detect_campaign_budget_pace.restaurant_id;
+    c record;
+    elapsed numeric;
+    spent numeric;
+    pace numeric;
+    projected numeric;
+    exhausted_at timestamptz;
+BEGIN
+    IF tolerance NOT BETWEEN 0 AND 10 OR min_elapsed NOT BETWEEN 0 AND 1 OR min_spent NOT BETWEEN 0 AND 1 THEN
+        RAISE EXCEPTION 'invalid campaign budget pace detector settings' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('settings: %s', settings),
+            HINT = 'tolerance 0-10, min_elapsed 0-1, min_spent 0-1.';
+    END IF;
+    FOR c IN SELECT k.id, k.name, k.starts_at, k.ends_at, k.max_cost, k.max_rewards, k.issued_cost, k.issued_count,
+                    extract(epoch FROM as_of - k.starts_at) / extract(epoch FROM k.ends_at - k.starts_at) AS elapsed
+               FROM aura.reward_campaigns k
+              WHERE k.restaurant_id = r AND k.status = 'active'
+                AND k.starts_at IS NOT NULL AND k.ends_at IS NOT NULL
+                AND k.starts_at < as_of AND as_of < k.ends_at
+                AND (k.max_cost IS NOT NULL OR k.max_rewards IS NOT NULL)
+              ORDER BY k.id
+    LOOP
+        elapsed := c.elapsed;
+        -- the budget spent fastest: cost or count
+        spent := greatest(CASE WHEN c.max_cost IS NOT NULL THEN c.issued_cost / c.max_cost END,
+                          CASE WHEN c.max_rewards IS NOT NULL THEN c.issued_count::numeric / c.max_rewards END);
+        CONTINUE WHEN elapsed < min_elapsed OR spent < min_spent OR spent <= elapsed * (1 + tolerance);
+        pace := spent / elapsed;
+        projected := round(pace * 100);
+        exhausted_at := c.starts_at + (c.ends_at - c.starts_at) * (elapsed / spent)::double precision;
+        domain := 'marketing';
+        type := 'warning';
+        severity := CASE WHEN spent >= 1 OR pace >= 2 THEN 'high' ELSE 'medium' END;
+        title := CASE WHEN spent >= 1
+                      THEN format('Campaign "%s" used its whole budget with %s%% of its time left',
+                                  c.name, round((1 - elapsed) * 100))
+                      ELSE format('Campaign "%s" over budget pace: %s%% spent, %s%% of its time elapsed',
+                                  c.name, round(spent * 100), round(elapsed * 100)) END;
+        details := jsonb_build_object(
+            'description', format('At this pace the campaign spends %s%% of its budget by %s; the budget runs out on %s.',
+                                  projected, to_char(c.ends_at AT TIME ZONE 'UTC', 'YYYY-MM-DD'),
+                                  to_char(exhausted_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')),
+            'impact_score', least(100, round((pace - 1) * 50 + 30, 2)),
+            'estimated_value', CASE WHEN c.max_cost IS NOT NULL
+                                    THEN round(greatest(c.issued_cost / elapsed - c.max_cost, 0), 2) END,
+            'metrics', jsonb_build_object('campaign_id', c.id, 'spent_share', round(spent, 4),
+                                          'elapsed_share', round(elapsed, 4), 'pace', round(pace, 4),
+                                          'issued_cost', c.issued_cost, 'max_cost', c.max_cost,
+                                          'issued_count', c.issued_count, 'max_rewards', c.max_rewards,
+                                          'projected_budget_share', round(pace, 4),
+                                          'budget_exhausted_at', exhausted_at),
+            'related_entity_type', 'reward_campaign', 'related_entity_id', c.id::text,
+            'recommendations', '["Narrow the campaign''s audience or lower the reward per customer", "Raise the budget if the results justify it", "Pause the campaign until the budget is reviewed"]'::jsonb);
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+
 INSERT INTO aura.insight_detectors (name, function, schedule, builtin, settings) VALUES
     ('sales_anomalies', 'aura.detect_sales_anomalies(bigint, timestamptz, jsonb)', '1 day', true,
      '{"weeks": 8, "min_weeks": 3, "z_drop": -2, "z_spike": 2}'),
@@ -1394,7 +1544,11 @@ INSERT INTO aura.insight_detectors (name, function, schedule, builtin, settings)
     ('churn_risk', 'aura.detect_churn_risk(bigint, timestamptz, jsonb)', '1 day', true,
      '{"min_visits": 4, "lookback_days": 180, "factor": 2}'),
     ('loyalty_points', 'aura.detect_loyalty_points(bigint, timestamptz, jsonb)', '1 day', true,
-     '{"days": 30, "liability_growth": 0.25, "min_liability": 1000, "min_redemption_rate": 0.05, "min_earned": 1000}');
+     '{"days": 30, "liability_growth": 0.25, "min_liability": 1000, "min_redemption_rate": 0.05, "min_earned": 1000}'),
+    ('unredeemed_rewards', 'aura.detect_unredeemed_rewards(bigint, timestamptz, jsonb)', '1 day', true,
+     '{"min_age_days": 30, "min_issued": 0, "medium_issued": 20, "max_templates": 20}'),
+    ('campaign_budget_pace', 'aura.detect_campaign_budget_pace(bigint, timestamptz, jsonb)', '1 day', true,
+     '{"tolerance": 0.25, "min_elapsed": 0.05, "min_spent": 0.1}');
 
 ------------------------------------------------------------------------------
 -- deployment_check item insight_rules
@@ -1492,6 +1646,7 @@ GRANT EXECUTE ON FUNCTION aura.generate_insights(bigint, timestamptz),
     aura.detect_sales_anomalies(bigint, timestamptz, jsonb), aura.detect_order_value_shift(bigint, timestamptz, jsonb),
     aura.detect_churn_risk(bigint, timestamptz, jsonb), aura._orders_sql(aura.orders_sources),
     aura.detect_loyalty_points(bigint, timestamptz, jsonb),
+    aura.detect_unredeemed_rewards(bigint, timestamptz, jsonb), aura.detect_campaign_budget_pace(bigint, timestamptz, jsonb),
     aura._check_insight_rules()
     TO aura_manager;
 -- detectors run with the privileges of whoever runs them (the dispatcher):
@@ -1525,10 +1680,12 @@ INSERT INTO aura.privilege_matrix (object, kind, role, privileges) VALUES
     ('aura._thread_category(text, boolean, interval)', 'function', 'aura_reporting', 'EXECUTE'),
     ('aura._thread_category(text, boolean, interval)', 'function', 'aura_staff', 'EXECUTE'),
     ('aura.acknowledge_insights(bigint[])', 'function', 'aura_staff', 'EXECUTE'),
+    ('aura.detect_campaign_budget_pace(bigint, timestamp with time zone, jsonb)', 'function', 'aura_manager', 'EXECUTE'),
     ('aura.detect_churn_risk(bigint, timestamp with time zone, jsonb)', 'function', 'aura_manager', 'EXECUTE'),
     ('aura.detect_loyalty_points(bigint, timestamp with time zone, jsonb)', 'function', 'aura_manager', 'EXECUTE'),
     ('aura.detect_order_value_shift(bigint, timestamp with time zone, jsonb)', 'function', 'aura_manager', 'EXECUTE'),
     ('aura.detect_sales_anomalies(bigint, timestamp with time zone, jsonb)', 'function', 'aura_manager', 'EXECUTE'),
+    ('aura.detect_unredeemed_rewards(bigint, timestamp with time zone, jsonb)', 'function', 'aura_manager', 'EXECUTE'),
     ('aura.detector_runs', 'table', 'aura_manager', 'SELECT'),
     ('aura.detector_runs_id_seq', 'sequence', '-', ''),
     ('aura.dismiss_insights(bigint[], text)', 'function', 'aura_staff', 'EXECUTE'),

@@ -35,54 +35,62 @@ CREATE FUNCTION aura._worker_shmem(OUT pid int, OUT started timestamptz, OUT las
     AS 'MODULE_PATHNAME', 'aura_worker_shmem';
 
 ------------------------------------------------------------------------------
--- Secrets at rest: pgp_sym_encrypt under the superuser-only GUC
--- aura.notify_secret_key (moves to the settings module's master key later).
--- pgcrypto may live in any schema, so the wrappers are created with its name.
+-- Secrets at rest: sealed (AES-256-GCM, src/crypto.h) with the settings
+-- module's master key, like secret settings: one key to manage and rotate.
+-- The additional authenticated data binds a sealed secret to its restaurant,
+-- so a copy in another restaurant's row does not decrypt.
+-- Values sealed by development builds with pgp_sym_encrypt under the GUC
+-- aura.notify_secret_key are still read while that GUC is set, and
+-- aura.reseal_notification_secrets() (a dispatcher job) re-seals them.
 ------------------------------------------------------------------------------
+CREATE FUNCTION aura._encrypt_secret(plain text, restaurant_id bigint) RETURNS bytea
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, aura, pg_temp
+    AS $$
+BEGIN
+    IF plain IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF restaurant_id IS NULL THEN
+        RAISE EXCEPTION 'restaurant_id must not be NULL' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN aura._seal(plain, 'aura.notify:' || restaurant_id);
+END
+$$;
+
 DO $do$
 DECLARE
     s text := (SELECT quote_ident(extnamespace::regnamespace::text)
                  FROM pg_catalog.pg_extension WHERE extname = 'pgcrypto');
 BEGIN
     EXECUTE format($f$
-CREATE FUNCTION aura._encrypt_secret(plain text) RETURNS bytea
-    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-    SET search_path = pg_catalog, aura, pg_temp
-    AS $b$
-DECLARE
-    k text := pg_catalog.current_setting('aura.notify_secret_key', true);
-BEGIN
-    IF plain IS NULL THEN
-        RETURN NULL;
-    END IF;
-    IF k IS NULL OR k = '' THEN
-        RAISE EXCEPTION 'no key to encrypt notification secrets'
-            USING ERRCODE = 'object_not_in_prerequisite_state',
-                  HINT = 'Set aura.notify_secret_key in postgresql.conf (superuser only) and reload.';
-    END IF;
-    RETURN %1$s.pgp_sym_encrypt(plain, k, 'cipher-algo=aes256, s2k-mode=1');
-END
-$b$$f$, s);
-    EXECUTE format($f$
-CREATE FUNCTION aura._decrypt_secret(cipher bytea) RETURNS text
+CREATE FUNCTION aura._decrypt_secret(cipher bytea, restaurant_id bigint) RETURNS text
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, aura, pg_temp
     AS $b$
 DECLARE
-    k text := pg_catalog.current_setting('aura.notify_secret_key', true);
+    k text;
 BEGIN
-    IF cipher IS NULL OR k IS NULL OR k = '' THEN
+    IF cipher IS NULL OR restaurant_id IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF aura._sealed_key_id(cipher) IS NOT NULL THEN
+        RETURN aura._unseal(cipher, 'aura.notify:' || restaurant_id);
+    END IF;
+    -- legacy: pgp_sym_encrypt under aura.notify_secret_key
+    k := pg_catalog.current_setting('aura.notify_secret_key', true);
+    IF k IS NULL OR k = '' THEN
         RETURN NULL;
     END IF;
     RETURN %1$s.pgp_sym_decrypt(cipher, k);
 EXCEPTION WHEN OTHERS THEN
-    RETURN NULL;    -- wrong key: the message fails with a clear error, nothing crashes
+    RETURN NULL;    -- key not loaded, wrong restaurant, tampered: the message fails with a clear error
 END
 $b$$f$, s);
 END
 $do$;
-COMMENT ON FUNCTION aura._encrypt_secret(text) IS 'Encrypts a channel or webhook secret with pgp_sym_encrypt under aura.notify_secret_key.';
-COMMENT ON FUNCTION aura._decrypt_secret(bytea) IS 'Decrypts a secret; NULL when the key is missing or wrong.';
+COMMENT ON FUNCTION aura._encrypt_secret(text, bigint) IS 'Seals a channel or webhook secret of a restaurant with the master key (aura._seal, aad aura.notify:<restaurant_id>).';
+COMMENT ON FUNCTION aura._decrypt_secret(bytea, bigint) IS 'Unseals a channel or webhook secret (legacy pgp values with aura.notify_secret_key); NULL when no loaded key opens it.';
 
 ------------------------------------------------------------------------------
 -- Helpers
@@ -340,7 +348,7 @@ BEGIN
                       AND aura.get_setting(aura._channel_secret_key(channel), r, 0, 0) IS NOT NULL);
     effective := aura._check_channel_config(channel, effective, has_secret);
     IF secret IS NOT NULL THEN
-        enc := aura._encrypt_secret(secret);
+        enc := aura._encrypt_secret(secret, r);
     END IF;
     IF cid IS NULL THEN
         INSERT INTO aura.notification_channels (restaurant_id, name, channel, config, secret, enabled)
@@ -452,7 +460,7 @@ BEGIN
     END IF;
     secret := aura._new_webhook_secret();
     INSERT INTO aura.webhooks (restaurant_id, name, url, events, secret, headers, max_retries, timeout_ms)
-    VALUES (r, create_webhook.name, url, events, aura._encrypt_secret(secret), headers, max_retries, timeout_ms)
+    VALUES (r, create_webhook.name, url, events, aura._encrypt_secret(secret, r), headers, max_retries, timeout_ms)
     RETURNING webhooks.id INTO id;
 END
 $$;
@@ -474,7 +482,7 @@ BEGIN
     END IF;
     UPDATE aura.webhooks w
        SET previous_secret = w.secret, previous_secret_until = now() + overlap,
-           secret = aura._encrypt_secret(s)
+           secret = aura._encrypt_secret(s, r)
      WHERE w.restaurant_id = r AND w.id = webhook_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'webhook % does not exist', webhook_id USING ERRCODE = 'no_data_found';
@@ -719,7 +727,8 @@ SELECT aura._register_tenant_table('aura.inbox');
 ------------------------------------------------------------------------------
 CREATE TABLE aura.jobs (
     name           text PRIMARY KEY CHECK (name ~ '^[a-z][a-z0-9_]{0,62}$'),
-    fn             regproc NOT NULL,
+    -- by name, not regproc: pg_upgrade refuses regproc columns
+    fn             text NOT NULL CHECK (fn ~ '^aura\.[a-z_][a-z0-9_]*$'),
     every          interval NOT NULL CHECK (every >= '1 second'),
     enabled        boolean NOT NULL DEFAULT true,
     next_run_at    timestamptz NOT NULL DEFAULT now(),
@@ -1218,9 +1227,9 @@ BEGIN
         o.kind := 'error'; o.error := format('channel "%s" is disabled: %s', ch.name, coalesce(ch.disabled_reason, 'by its owner')); RETURN o;
     END IF;
     IF ch.secret IS NOT NULL THEN
-        sec := aura._decrypt_secret(ch.secret);
+        sec := aura._decrypt_secret(ch.secret, ch.restaurant_id);
         IF sec IS NULL THEN
-            o.kind := 'error'; o.error := 'cannot decrypt the channel secret (aura.notify_secret_key missing or changed)'; RETURN o;
+            o.kind := 'error'; o.error := 'cannot decrypt the channel secret (the master key that sealed it is not loaded)'; RETURN o;
         END IF;
     ELSIF aura._channel_secret_key(ch.channel) IS NOT NULL THEN
         -- the restaurant's secret setting, decrypted with the settings master key
@@ -1326,8 +1335,8 @@ BEGIN
                   n.channel_id, n.recipient, n.payload),
     w AS MATERIALIZED (
         SELECT wh.restaurant_id, wh.id, wh.url, wh.timeout_ms, wh.active, wh.disabled_reason,
-               aura._decrypt_secret(wh.secret) AS s1,
-               CASE WHEN wh.previous_secret_until > now() THEN aura._decrypt_secret(wh.previous_secret) END AS s2,
+               aura._decrypt_secret(wh.secret, wh.restaurant_id) AS s1,
+               CASE WHEN wh.previous_secret_until > now() THEN aura._decrypt_secret(wh.previous_secret, wh.restaurant_id) END AS s2,
                ARRAY['Content-Type: application/json', 'User-Agent: aura/' || aura.version()] AS fixed,
                ARRAY(SELECT k || ': ' || v FROM jsonb_each_text(wh.headers) e(k, v)) AS extra
           FROM aura.webhooks wh
@@ -1341,7 +1350,7 @@ BEGIN
            b.body, NULL::text, NULL::text, NULL::text, NULL::text[], NULL::text, w.timeout_ms,
            CASE WHEN w.id IS NULL THEN 'webhook ' || u.webhook_id || ' does not exist'
                 WHEN NOT w.active THEN 'webhook disabled: ' || coalesce(w.disabled_reason, 'by its owner')
-                WHEN w.s1 IS NULL THEN 'cannot decrypt the webhook secret (aura.notify_secret_key missing or changed)' END
+                WHEN w.s1 IS NULL THEN 'cannot decrypt the webhook secret (the master key that sealed it is not loaded)' END
       FROM u LEFT JOIN w ON w.restaurant_id = u.restaurant_id AND w.id = u.webhook_id
            CROSS JOIN LATERAL (SELECT u.payload::text AS body) b
      WHERE u.channel = 'webhook' AND u.webhook_id IS NOT NULL
@@ -1472,9 +1481,77 @@ $$;
 COMMENT ON FUNCTION aura.cleanup_notifications() IS
     'Retention job: removes delivered and dead messages, delivery log rows, matched events and read inbox items older than aura.notification_retention_days.';
 
+-- reseal_notification_secrets: channel and webhook secrets sealed with an
+-- older master key (after aura.rotate_encryption_key) or with the legacy
+-- aura.notify_secret_key are sealed again with the current master key.
+-- A dispatcher job runs it; admins may call it at once after a rotation.
+CREATE FUNCTION aura.reseal_notification_secrets(batch int DEFAULT 1000) RETURNS int
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, aura, pg_temp
+    AS $$
+DECLARE
+    cur text;
+    x record;
+    plain text;
+    plain2 text;
+    done int := 0;
+    unreadable int := 0;
+BEGIN
+    IF NOT aura._caller_is_admin() THEN
+        RAISE EXCEPTION 'only aura_admin may re-seal notification secrets' USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF batch IS NULL OR batch < 1 OR batch > 100000 THEN
+        RAISE EXCEPTION 'batch must be between 1 and 100000' USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = format('batch: %s', coalesce(batch::text, 'NULL'));
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM aura.notification_channels WHERE secret IS NOT NULL)
+       AND NOT EXISTS (SELECT 1 FROM aura.webhooks) THEN
+        RETURN 0;       -- nothing sealed: no master key needed
+    END IF;
+    cur := aura._current_key_id();
+    FOR x IN SELECT c.restaurant_id, c.id, c.secret FROM aura.notification_channels c
+              WHERE c.secret IS NOT NULL AND aura._sealed_key_id(c.secret) IS DISTINCT FROM cur
+              ORDER BY c.restaurant_id, c.id LIMIT batch FOR UPDATE SKIP LOCKED LOOP
+        plain := aura._decrypt_secret(x.secret, x.restaurant_id);
+        IF plain IS NULL THEN
+            unreadable := unreadable + 1;
+            CONTINUE;
+        END IF;
+        UPDATE aura.notification_channels c SET secret = aura._encrypt_secret(plain, x.restaurant_id)
+         WHERE c.restaurant_id = x.restaurant_id AND c.id = x.id;
+        plain := NULL;
+        done := done + 1;
+    END LOOP;
+    FOR x IN SELECT w.restaurant_id, w.id, w.secret, w.previous_secret FROM aura.webhooks w
+              WHERE aura._sealed_key_id(w.secret) IS DISTINCT FROM cur
+                 OR (w.previous_secret IS NOT NULL AND aura._sealed_key_id(w.previous_secret) IS DISTINCT FROM cur)
+              ORDER BY w.restaurant_id, w.id LIMIT greatest(batch - done, 0) FOR UPDATE SKIP LOCKED LOOP
+        plain := aura._decrypt_secret(x.secret, x.restaurant_id);
+        plain2 := aura._decrypt_secret(x.previous_secret, x.restaurant_id);
+        IF plain IS NULL OR (x.previous_secret IS NOT NULL AND plain2 IS NULL) THEN
+            unreadable := unreadable + 1;
+            CONTINUE;
+        END IF;
+        UPDATE aura.webhooks w SET secret = aura._encrypt_secret(plain, x.restaurant_id),
+               previous_secret = aura._encrypt_secret(plain2, x.restaurant_id)
+         WHERE w.restaurant_id = x.restaurant_id AND w.id = x.id;
+        plain := NULL; plain2 := NULL;
+        done := done + 1;
+    END LOOP;
+    IF unreadable > 0 THEN
+        RAISE WARNING '% notification secret(s) cannot be unsealed with the loaded keys', unreadable
+            USING HINT = 'Keep the old master key (or aura.notify_secret_key) loaded until they are re-sealed.';
+    END IF;
+    RETURN done;
+END
+$$;
+COMMENT ON FUNCTION aura.reseal_notification_secrets(int) IS
+    'Re-seals up to batch channel and webhook secrets sealed with an older master key (or the legacy aura.notify_secret_key) with the current key; returns how many.';
+
 INSERT INTO aura.jobs (name, fn, every) VALUES
     ('notification_digests', 'aura.run_digests', '1 minute'),
-    ('notification_retention', 'aura.cleanup_notifications', '1 hour');
+    ('notification_retention', 'aura.cleanup_notifications', '1 hour'),
+    ('notification_secrets_reseal', 'aura.reseal_notification_secrets', '5 minutes');
 
 -- the periodic work of the other modules (each job runs in its own transaction;
 -- a failure is recorded in its row and the others still run).  Daily jobs start
@@ -1494,19 +1571,39 @@ CREATE FUNCTION aura.worker_status()
     AS $$
 DECLARE
     s record;
+    r bigint := aura.current_restaurant();
 BEGIN
     SELECT * INTO s FROM aura._worker_shmem();
-    pid := s.pid; started := s.started; last_loop := s.last_loop; in_flight := s.in_flight;
-    sent := s.sent; failed := s.failed; loops := s.loops; last_error := s.last_error;
-    SELECT count(*) FILTER (WHERE n.status IN ('queued', 'failed', 'sending')),
-           count(*) FILTER (WHERE n.status = 'dead')
-      INTO queue_depth, dead
-      FROM aura.notifications n
-     WHERE aura._caller_is_admin() OR n.restaurant_id = aura.current_restaurant();
+    -- whether the dispatcher runs is everyone's business; its figures are not
+    pid := s.pid; started := s.started; last_loop := s.last_loop;
+    IF aura._caller_is_admin() THEN
+        in_flight := s.in_flight; sent := s.sent; failed := s.failed;
+        loops := s.loops; last_error := s.last_error;
+        SELECT count(*) FILTER (WHERE n.status IN ('queued', 'failed', 'sending')),
+               count(*) FILTER (WHERE n.status = 'dead')
+          INTO queue_depth, dead
+          FROM aura.notifications n;
+    ELSE
+        -- a tenant sees its own messages only: the same counters, computed from
+        -- its rows (since the server started, like the shared counters); the
+        -- server-wide loop count and last error (which may name another
+        -- restaurant's host) stay hidden
+        SELECT count(*) FILTER (WHERE n.status IN ('queued', 'failed', 'sending')),
+               count(*) FILTER (WHERE n.status = 'dead'),
+               count(*) FILTER (WHERE n.status = 'sending')
+          INTO queue_depth, dead, in_flight
+          FROM aura.notifications n
+         WHERE n.restaurant_id = r;
+        SELECT count(*) FILTER (WHERE l.outcome = 'delivered'),
+               count(*) FILTER (WHERE l.outcome IN ('failed', 'dead'))
+          INTO sent, failed
+          FROM aura.delivery_log l
+         WHERE l.restaurant_id = r AND l.at >= pg_catalog.pg_postmaster_start_time();
+    END IF;
     RETURN NEXT;
 END
 $$;
-COMMENT ON FUNCTION aura.worker_status() IS 'The dispatcher: pid (NULL when not running), start, last loop, queue depth, in flight, counters; per-job state is in aura.jobs.';
+COMMENT ON FUNCTION aura.worker_status() IS 'The dispatcher: pid (NULL when not running), start, last loop, queue depth, in flight, counters; admins see server-wide figures, others those of their restaurant only (loops and last_error NULL); per-job state is in aura.jobs.';
 
 ------------------------------------------------------------------------------
 -- Deployment checklist
@@ -1610,7 +1707,7 @@ GRANT EXECUTE ON FUNCTION aura.set_notification_channel(text, text, jsonb, text,
     aura.set_notification_rule(text, text[], jsonb, text, int[], int, int, time, time, interval, boolean, text[], text[], numeric, numeric),
     aura.worker_status(), aura._check_notification_channels(), aura._check_webhook_endpoints()
     TO aura_manager;
-GRANT EXECUTE ON FUNCTION aura.run_digests(), aura.cleanup_notifications() TO aura_admin;
+GRANT EXECUTE ON FUNCTION aura.run_digests(), aura.cleanup_notifications(), aura.reseal_notification_secrets(int) TO aura_admin;
 
 -- Declared privileges (checked against the catalog by aura.privilege_mismatches)
 INSERT INTO aura.privilege_matrix (object, kind, role, privileges) VALUES
@@ -1625,9 +1722,9 @@ INSERT INTO aura.privilege_matrix (object, kind, role, privileges) VALUES
     ('aura._check_webhook_headers(jsonb)', 'function', '-', ''),
     ('aura._claim(integer, integer)', 'function', '-', ''),
     ('aura._context_restaurant()', 'function', 'aura_staff', 'EXECUTE'),
-    ('aura._decrypt_secret(bytea)', 'function', '-', ''),
+    ('aura._decrypt_secret(bytea, bigint)', 'function', '-', ''),
     ('aura._email_message(text, text, text, text, jsonb)', 'function', '-', ''),
-    ('aura._encrypt_secret(text)', 'function', '-', ''),
+    ('aura._encrypt_secret(text, bigint)', 'function', '-', ''),
     ('aura._event_matches(text[], text)', 'function', 'aura_staff', 'EXECUTE'),
     ('aura._event_severity(jsonb)', 'function', 'aura_staff', 'EXECUTE'),
     ('aura._event_text(text, jsonb)', 'function', 'aura_staff', 'EXECUTE'),
@@ -1674,6 +1771,7 @@ INSERT INTO aura.privilege_matrix (object, kind, role, privileges) VALUES
     ('aura.rule_matches', 'table', 'aura_manager', 'SELECT'),
     ('aura.rule_matches_id_seq', 'sequence', '-', ''),
     ('aura.run_digests()', 'function', 'aura_admin', 'EXECUTE'),
+    ('aura.reseal_notification_secrets(integer)', 'function', 'aura_admin', 'EXECUTE'),
     ('aura.set_notification_channel(text, text, jsonb, text, boolean)', 'function', 'aura_manager', 'EXECUTE'),
     ('aura.set_notification_rule(text, text[], jsonb, text, integer[], integer, integer, time without time zone, time without time zone, interval, boolean, text[], text[], numeric, numeric)', 'function', 'aura_manager', 'EXECUTE'),
     ('aura.test_webhook(bigint)', 'function', 'aura_manager', 'EXECUTE'),

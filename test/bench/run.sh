@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test/bench/run.sh — `make bench`: build, private install, one throwaway
 # cluster tuned for benchmarking, then every scenario in
-# test/bench/scenarios/NN_*.sh.  QUICK=1 shrinks the workloads.
+# test/bench/scenarios/NN_*.sh.  QUICK=1 shrinks the workloads; ONLY=40_ledger
+# (a file name without .sh, globs allowed) runs only those scenarios.
 #
 # A scenario is a bash script run with PGHOST/PGPORT/PGDATABASE set, PG_BIN on
 # PATH and QUICK exported.  For each figure it prints one JSON object per line:
@@ -41,7 +42,7 @@ psql -X -q -c 'CREATE EXTENSION aura CASCADE' 2>/dev/null
 # to take < 30 s each, full ones a few minutes (override: BENCH_TIMEOUT=seconds)
 limit=${BENCH_TIMEOUT:-$([ -n "$QUICK" ] && echo 90 || echo 900)}
 bench_start=$SECONDS
-for s in test/bench/scenarios/[0-9]*.sh; do
+for s in test/bench/scenarios/${ONLY:-[0-9]*}.sh; do
     [ -e "$s" ] || continue
     echo "== $(basename "$s")"
     t0=$SECONDS
@@ -57,7 +58,8 @@ for s in test/bench/scenarios/[0-9]*.sh; do
 done
 echo "== scenarios took $(( SECONDS - bench_start )) s"
 
-python3 - "$B/figures.jsonl" test/bench/results <<'PY'
+mkdir -p bench
+python3 - "$B/figures.jsonl" bench/results <<'PY'
 import json, platform, os, sys, datetime, subprocess
 rows = []
 for l in open(sys.argv[1]):
@@ -88,9 +90,10 @@ except Exception:
     cpu = platform.processor()
 out = {'date': datetime.datetime.now(datetime.timezone.utc).isoformat(),
        'machine': {'cpu': cpu, 'cores': os.cpu_count(), 'kernel': platform.release(),
+                   'memory_kb': next((int(l.split()[1]) for l in open('/proc/meminfo') if l.startswith('MemTotal')), None),
                    'postgres': subprocess.run(['postgres', '--version'], capture_output=True, text=True).stdout.strip()},
        'quick': bool(os.environ.get('QUICK')), 'figures': rows}
 json.dump(out, open(sys.argv[2] + '.json', 'w'), indent=2)
 open(sys.argv[2] + '.md', 'w').write(table + '\n')
 PY
-echo "(written: test/bench/results.md, test/bench/results.json)"
+echo "(written: bench/results.md, bench/results.json)"

@@ -26,9 +26,9 @@ my $node = PostgreSQL::Test::Cluster->new('tenants');
 $node->init;
 $node->append_conf('postgresql.conf', join("\n",
     "shared_preload_libraries = 'aura'", "aura.database = 'postgres'",
-    # webhooks need the secret key; a refused loopback connection is a
-    # recorded delivery attempt (aura.delivery_log)
-    "aura.notify_secret_key = 'tap-isolation-key'", "aura.http_allow_hosts = '127.0.0.1'",
+    # webhook secrets are sealed with the master key; a refused loopback
+    # connection is a recorded delivery attempt (aura.delivery_log)
+    "aura.encryption_key_command = 'echo tapiso:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f'", "aura.http_allow_hosts = '127.0.0.1'",
     "aura.poll_interval = 100", ''));
 $node->start;
 

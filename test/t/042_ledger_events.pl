@@ -12,7 +12,7 @@ use Test::More;
 my $node = PostgreSQL::Test::Cluster->new('ledger_events');
 $node->init;
 $node->append_conf('postgresql.conf',
-    "shared_preload_libraries = 'aura'\naura.database = 'postgres'\naura.notify_secret_key = 'tap-ledger-key'\n");
+    "shared_preload_libraries = 'aura'\naura.database = 'postgres'\naura.encryption_key_command = 'echo tapledger:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f'\n");
 $node->start;
 $node->safe_psql('postgres', q{
     CREATE EXTENSION aura CASCADE;

@@ -1,7 +1,9 @@
 # The dispatcher under failure: the receiver down for a while then up, the
 # dispatcher killed with SIGKILL mid-batch, an immediate server stop
-# mid-batch, and SIGTERM mid-batch.  Nothing is lost; a message is received
-# more than once only with its same message id (at-least-once delivery).
+# mid-batch, pg_terminate_backend mid-batch (the postmaster starts the dispatcher
+# again), kill -9 of an idle dispatcher, and a paused dispatcher.  Nothing is
+# lost; a message is received more than once only with its same message id
+# (at-least-once delivery).
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -89,19 +91,54 @@ $node->start;
 sink_control($port, { path => '/w', mode => 'ok' });
 check_all_arrived('immediate stop mid-batch');
 
-# 4. SIGTERM mid-batch: unfinished messages go back to the queue at once
+# 4. pg_terminate_backend (SIGTERM) mid-batch: unfinished messages go back to the
+#    queue at once, and the dispatcher exits non-zero so that the postmaster starts
+#    it again (bgw_restart_time): the new one delivers them, without a server restart
 sink_control($port, { path => '/w', mode => 'slow' });
 $before = scalar(sink_records($log, '/w'));
 emit(30, 'sigterm');
 ok(wait_for(sub { scalar(sink_records($log, '/w')) > $before }, 10), 'batch in flight before SIGTERM');
 $pid = worker_pid();
-sql("SELECT pg_terminate_backend($pid)");
-ok(wait_for(sub { sql('SELECT pid IS NULL FROM aura.worker_status()') eq 't' }, 10), 'the dispatcher stops on SIGTERM');
-is(sql("SELECT count(*) FROM aura.notifications WHERE status = 'sending'"), '0', 'no message is left leased');
+is(sql("SELECT pg_terminate_backend($pid)"), 't', 'pg_terminate_backend signals the dispatcher');
+ok(wait_for(sub { my $p = worker_pid(); $p ne '' && $p ne $pid }, 15),
+    'the postmaster starts a new dispatcher after pg_terminate_backend');
 ok(sql("SELECT count(*) FROM aura.delivery_log WHERE outcome = 'released'") > 0, 'unfinished messages were released');
+like(slurp_file($node->logfile), qr/"aura dispatcher" \(PID $pid\) exited with exit code 1/,
+    'the terminated dispatcher exited with code 1 (0 would unregister it for good)');
 sink_control($port, { path => '/w', mode => 'ok' });
-$node->restart;
-check_all_arrived('SIGTERM mid-batch, then a restart');
+emit(10, 'after-sigterm');
+check_all_arrived('SIGTERM mid-batch, dispatcher restarted by the postmaster');
+
+# 5. kill -9 of an idle dispatcher: the crash restart brings it back and it delivers
+$pid = worker_pid();
+kill 'KILL', $pid;
+$node->poll_query_until('postgres', "SELECT pid IS NOT NULL AND pid <> $pid FROM aura.worker_status()")
+    or die 'dispatcher did not come back after kill -9';
+pass('a new dispatcher runs after kill -9 of an idle one');
+emit(10, 'after-kill9');
+check_all_arrived('kill -9 of an idle dispatcher');
+
+# 6. aura.dispatcher_paused: the dispatcher stays up but claims nothing and runs no
+#    job; unpaused (SIGHUP) it delivers what waited
+$node->append_conf('postgresql.conf', "aura.dispatcher_paused = on\n");
+$node->reload;
+ok(wait_for(sub { sql("SELECT current_setting('aura.dispatcher_paused')") eq 'on' }, 10), 'pause configured');
+sleep 1;    # the dispatcher has read its configuration too
+sql("UPDATE aura.jobs SET next_run_at = now() WHERE name = 'notification_digests'");
+my $runs = sql("SELECT runs FROM aura.jobs WHERE name = 'notification_digests'");
+$before = scalar(sink_records($log, '/w'));
+emit(15, 'paused');
+sleep 3;
+is(sql("SELECT count(*) FROM aura.notifications WHERE status = 'queued' AND payload -> 'data' ->> 'tag' = 'paused'"), '15',
+    'paused: the messages stay queued');
+is(scalar(sink_records($log, '/w')), $before, 'paused: nothing is sent');
+is(sql("SELECT runs FROM aura.jobs WHERE name = 'notification_digests'"), $runs, 'paused: a due job does not run');
+isnt(worker_pid(), '', 'paused: the dispatcher is still running');
+$node->append_conf('postgresql.conf', "aura.dispatcher_paused = off\n");
+$node->reload;
+check_all_arrived('paused, then resumed');
+ok(wait_for(sub { sql("SELECT runs FROM aura.jobs WHERE name = 'notification_digests'") > $runs }, 10),
+    'resumed: the due job runs');
 
 stop_sink($sink);
 $node->stop;

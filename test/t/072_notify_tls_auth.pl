@@ -1,7 +1,8 @@
 # TLS and credentials: an HTTPS receiver with a certificate from a private CA
 # is refused until aura.ca_file names that CA (verification is always on);
 # SMTP with wrong credentials fails and is retried, and delivers once the
-# channel's password is fixed.
+# channel's password is fixed; SMTP with STARTTLS and with implicit TLS (SMTPS)
+# against sinks with a certificate of the test's own CA, and TLS mismatches.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -77,6 +78,58 @@ ok(wait_for(sub { sql("SELECT status FROM aura.notifications WHERE recipient = '
 is(scalar(@mails), 2, 'a second email');
 my ($m) = grep { $_->{subject} =~ /menu/i } @mails;
 is("$m->{subject} $m->{mail_from}", '[LOW] New menu settings@example.com', 'with its subject, from the settings\' sender');
+
+# SMTP over TLS for real, with the test's private CA (aura.ca_file, set above): the
+# STARTTLS sink refuses anything before STARTTLS and any login before TLS; the implicit
+# one speaks TLS from the first byte (SMTPS)
+my $starttls_port = PostgreSQL::Test::Cluster::get_free_port();
+my ($smtp_st, $st_log) = start_smtp_sink($dir, $starttls_port, 'aura:tls-password', "$dir/srv.pem:$dir/srv.key");
+my $implicit_port = PostgreSQL::Test::Cluster::get_free_port();
+my ($smtp_im, $im_log) = start_smtp_sink($dir, $implicit_port, 'aura:tls-password', "$dir/srv.pem:$dir/srv.key", 1);
+sql("$ctx
+   SELECT aura.set_notification_channel('mail_starttls', 'email', '{\"host\": \"127.0.0.1\", \"port\": $starttls_port,
+          \"tls\": \"starttls\", \"username\": \"aura\", \"from\": \"aura\@example.com\"}', 'tls-password');
+   SELECT aura.set_notification_channel('mail_implicit', 'email', '{\"host\": \"127.0.0.1\", \"port\": $implicit_port,
+          \"tls\": \"implicit\", \"username\": \"aura\", \"from\": \"aura\@example.com\"}', 'tls-password');
+   SELECT aura.set_notification_channel('mail_plain_to_tls', 'email', '{\"host\": \"127.0.0.1\", \"port\": $starttls_port,
+          \"tls\": \"none\", \"username\": \"aura\", \"from\": \"aura\@example.com\"}', 'tls-password');
+   SELECT aura.set_notification_channel('mail_starttls_to_plain', 'email', '{\"host\": \"127.0.0.1\", \"port\": $smtp_port,
+          \"tls\": \"starttls\", \"username\": \"aura\", \"from\": \"aura\@example.com\"}', 'right-password');
+   SELECT aura.set_notification_rule('tls_mail', '{secure.*}', '[{\"channel\": \"mail_starttls\", \"recipients\": [\"st\@example.com\"]},
+          {\"channel\": \"mail_implicit\", \"recipients\": [\"im\@example.com\"]},
+          {\"channel\": \"mail_plain_to_tls\", \"recipients\": [\"plain\@example.com\"]},
+          {\"channel\": \"mail_starttls_to_plain\", \"recipients\": [\"downgrade\@example.com\"]}]');
+   SELECT aura.emit_event(701, 'secure.check', '{\"title\": \"Over TLS\", \"severity\": \"high\"}');");
+ok(wait_for(sub { sql("SELECT status FROM aura.notifications WHERE recipient = 'st\@example.com'") eq 'delivered' }, 15),
+    'STARTTLS: delivered');
+ok(wait_for(sub { sql("SELECT status FROM aura.notifications WHERE recipient = 'im\@example.com'") eq 'delivered' }, 15),
+    'implicit TLS (smtps): delivered');
+my @st = smtp_records($st_log);
+my @im = smtp_records($im_log);
+is(scalar(@st) . ' ' . scalar(@im), '1 1', 'each TLS sink got exactly one message');
+like($st[0]{tls} // 'none', qr/^TLSv1\.[23]$/, "STARTTLS: the message and the login went over TLS ($st[0]{tls})");
+like($im[0]{tls} // 'none', qr/^TLSv1\.[23]$/, "implicit TLS: the message and the login went over TLS ($im[0]{tls})");
+ok($st[0]{login} && $im[0]{login}, 'both logged in with the channel password');
+is("$st[0]{subject}|$im[0]{subject}|" . join(',', @{ $st[0]{rcpt_tos} }), '[HIGH] Over TLS|[HIGH] Over TLS|st@example.com',
+    'subjects and envelope recipient');
+# a plain channel to a server that requires STARTTLS, and a channel that requires
+# STARTTLS of a server that offers none: recorded failures, never a plain-text send
+ok(wait_for(sub { sql("SELECT count(*) FROM aura.notifications WHERE recipient IN ('plain\@example.com', 'downgrade\@example.com')
+                        AND attempts >= 1 AND status IN ('failed', 'dead') AND last_error <> ''") eq '2' }, 15),
+    'a TLS mismatch either way is a recorded failure');
+like(sql("SELECT last_error FROM aura.notifications WHERE recipient = 'downgrade\@example.com'"), qr/SSL|TLS|STARTTLS/i,
+    'starttls required: a server without STARTTLS is refused (' .
+    sql("SELECT last_error FROM aura.notifications WHERE recipient = 'downgrade\@example.com'") . ')');
+is(scalar(grep { grep { $_ eq 'downgrade@example.com' } @{ $_->{rcpt_tos} } } smtp_records($smtp_log)), 0,
+    'nothing was sent in plain text to the server without STARTTLS');
+is(scalar(@st = smtp_records($st_log)), 1, 'the STARTTLS server accepted nothing from the plain channel');
+# the TLS channel's password is sealed like every channel secret
+is(sql("SELECT count(*) FROM aura.notification_channels WHERE name LIKE 'mail%' AND secret IS NOT NULL
+          AND aura._sealed_key_id(secret) IS NOT NULL AND strpos(encode(secret, 'escape'), 'password') = 0"),
+   sql("SELECT count(*) FROM aura.notification_channels WHERE name LIKE 'mail%' AND secret IS NOT NULL"),
+   'SMTP passwords are sealed with the master key, never stored in plain text');
+stop_sink($smtp_st);
+stop_sink($smtp_im);
 
 stop_sink($smtp);
 stop_sink($sink);

@@ -66,6 +66,17 @@ $src->safe_psql('postgres', q{
     -- insights
     SELECT aura.record_insight(1, 'sales', 'anomaly', 'high', 'Sales drop at Centro', '{"location_id": 11}');
     SELECT aura.record_insight(2, 'loyalty', 'warning', 'medium', 'Regulars missing', '{}');
+    -- rewards: the catalog, issued (one costing points), redeemed, cancelled, a campaign, analytics
+    SELECT aura.install_default_rewards(1);
+    INSERT INTO aura.reward_templates (restaurant_id, key, type, title, value, points_cost)
+    VALUES (1, 'dump-coffee', 'points_discount', 'Coffee', 3.50, 10);
+    SELECT aura.issue_reward(1, 500, aura.template_id(1, 'dump-coffee'), 'manual', NULL, 'dump-reward-1');
+    SELECT aura.redeem_reward(code, 'dump-order-1', 40, 500) FROM aura.issue_reward(1, 500, aura.template_id(1, 'birthday'));
+    SELECT aura.redeem_reward(code, 'dump-order-2', 40, 501) FROM aura.issue_reward(1, 501, aura.template_id(1, 'referral'));
+    SELECT aura.cancel_reward_redemption(1, 'dump-order-2', 'dump test');
+    INSERT INTO aura.reward_campaigns (restaurant_id, name, template_id, target)
+    VALUES (1, 'dump campaign', aura.template_id(1, 'referral'), '{"customer_ids": [500, 501]}');
+    SELECT aura.refresh_reward_analytics();
 });
 # API keys and notifications need a restaurant in context
 my $key1 = $src->safe_psql('postgres', q{SELECT aura.create_api_key(1, 'pos', ARRAY['loyalty:*'])});
@@ -144,13 +155,18 @@ is($dst->safe_psql('restored', qq{SELECT restaurant_id || ' ' || array_to_string
 is($dst->safe_psql('restored', qq{SELECT restaurant_id FROM aura.verify_api_key('$key2', 'settings:read')}),
 	'2', 'API key of restaurant 2 still verifies with its scope');
 is($dst->safe_psql('restored', q{
-    SELECT pgp_sym_decrypt(secret, current_setting('aura.notify_secret_key'))
+    SELECT aura._decrypt_secret(secret, restaurant_id)
       FROM aura.notification_channels WHERE restaurant_id = 1 AND name = 'mail'}),
-	'smtp-pw', 'the notification channel secret still decrypts with the same aura.notify_secret_key');
+	'smtp-pw', 'the notification channel secret (sealed) still decrypts with the same master key');
 is($dst->safe_psql('restored', q{SELECT aura.get_setting_int('custom.dump_test', 1)}), '8',
 	'custom setting definition and value restored');
 is($dst->safe_psql('restored', q{SET aura.restaurant_id = 1; SELECT aura.flag_enabled('menu.beta', '{"userId": "u1"}')}),
 	't', 'flags evaluate after the restore');
+is($dst->safe_psql('restored', q{
+    SET aura.restaurant_id = 1;
+    SELECT string_agg(aura.validate_reward(code, 40, customer_id) ->> 'valid', ',' ORDER BY id)
+      FROM aura.rewards WHERE restaurant_id = 1}),
+	'true,false,true', 'rewards still validate after the restore (the redeemed one is refused)');
 # writes go on where they stopped: identity sequences were dumped too
 is($dst->safe_psql('restored', q{
     INSERT INTO public.orders (restaurant, customer, total, state) VALUES (1, 100, 50, 'completed');

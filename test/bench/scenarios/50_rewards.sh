@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # 50_rewards: validate + redeem pairs of distinct reward codes under pgbench,
 # 4 clients: aura.validate_reward then aura.redeem_reward for one code per
-# transaction, 100,000 codes (QUICK=1: 10,000).  Baseline: the same pair in
-# plain PL/pgSQL (test/bench/rewards_plpgsql.sql) on its own 100,000 codes of
-# the same tables.  Redemptions/s = pgbench tps (one pair per transaction).
+# transaction, 100,000 codes (QUICK=1: 10,000).  Baseline: the same pair
+# written in PL/pgSQL doing the same work (test/bench/rewards_plpgsql.sql: the
+# same checks, rows written and answers) on its own 100,000 codes of the same
+# tables.  Redemptions/s = pgbench tps (one pair per transaction).
 # Both runs use synchronous_commit = off: the figure is the work of the
 # functions, not the WAL flush of a shared disk (which both pay alike).
 # Sessions run in restaurant 1's context, as a point of sale does.
@@ -51,6 +52,6 @@ import json, sys
 a, b, n = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
 print(json.dumps({"scenario": f"rewards: validate + redeem pairs, 4 clients, {n:,} distinct codes",
                   "unit": "redemptions/s", "aura": round(a, 1), "baseline": round(b, 1),
-                  "baseline_name": "plain PL/pgSQL (fewer rules)", "ratio": round(a / b, 3),
-                  "target": "report; aura checks every rule, events, analytics marks", "met": None}))
+                  "baseline_name": "PL/pgSQL doing the same work (test/bench/rewards_plpgsql.sql)",
+                  "ratio": round(a / b, 3), "target": ">= 1.0x baseline", "met": a >= b}))
 PY

@@ -16,15 +16,15 @@ T=$(mktemp -d)
 PY=/usr/bin/python3
 "$PY" test/sinks/http_sink.py --fast --log "$T/sink.log" --port-file "$T/port" >"$T/sink.out" 2>&1 &
 SINK=$!
-trap 'kill $SINK 2>/dev/null; psql -X -q -c "ALTER SYSTEM RESET aura.http_allow_hosts" -c "ALTER SYSTEM RESET aura.notify_secret_key" -c "SELECT pg_reload_conf()" >/dev/null 2>&1; rm -rf "$T"' EXIT
+trap 'kill $SINK 2>/dev/null; psql -X -q -c "ALTER SYSTEM RESET aura.http_allow_hosts" -c "SELECT pg_reload_conf()" >/dev/null 2>&1; rm -rf "$T"' EXIT
 for _ in $(seq 50); do [ -s "$T/port" ] && break; sleep 0.1; done
 PORT=$(cat "$T/port")
 psql -X -q -v ON_ERROR_STOP=1 >/dev/null <<SQL || exit 1
 ALTER SYSTEM SET aura.http_allow_hosts = '127.0.0.1';
-ALTER SYSTEM SET aura.notify_secret_key = 'bench-key';
+-- webhook secrets are sealed with the master key (the same one 10_settings.sh sets)
+ALTER SYSTEM SET aura.encryption_key_command = 'echo bench1:$(printf '%064d' 7)';
 SELECT pg_reload_conf();
 SELECT pg_sleep(0.5);
-SET aura.notify_secret_key = 'bench-key';
 INSERT INTO aura.restaurants (id, name) VALUES (7001, 'Bench notifications') ON CONFLICT DO NOTHING;
 SELECT aura.set_context(7001);
 SELECT id FROM aura.create_webhook('bench', 'http://127.0.0.1:$PORT/bench', '{bench.*}');
