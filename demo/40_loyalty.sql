@@ -22,10 +22,15 @@ UPDATE shop_orders SET status = 'completed' WHERE order_no = 'T-1004';
 UPDATE shop_orders SET status = 'completed' WHERE order_no = 'T-1004';   -- again: never double-posts
 INSERT INTO shop_orders VALUES ('T-1005', :trattoria, 502, 60.00, 'completed');   -- Silver now: 1.2x
 UPDATE shop_orders SET status = 'cancelled' WHERE order_no = 'T-1001';            -- reversal
+\echo 'a "double points" campaign for Silver members: order T-1006 earns 2x on top of the tier multiplier:'
+INSERT INTO aura.points_multipliers (restaurant_id, name, multiplier, starts_at, ends_at, tiers)
+VALUES (:trattoria, 'Silver double points', 2, now() - interval '1 hour', now() + interval '1 day', '{Silver}');
+INSERT INTO shop_orders VALUES ('T-1006', :trattoria, 502, 20.00, 'completed');
+UPDATE aura.points_multipliers SET active = false WHERE restaurant_id = :trattoria;   -- campaign over
 SELECT order_no, customer, total, status FROM shop_orders ORDER BY order_no;
 
 \echo 'the ledger (append-only):'
-SELECT customer_id AS customer, kind, points, balance_after, reference AS order_no, source
+SELECT customer_id AS customer, kind, points, balance_after, reference AS order_no, source, reason
   FROM aura.points_transactions WHERE restaurant_id = :trattoria ORDER BY id;
 
 \echo 'a redemption and a transfer, exact under concurrency; a retry with the same key returns the same transaction:'

@@ -86,6 +86,34 @@ UPDATE lo_bulk SET status = 'completed' WHERE id IN (1, 2);
 SELECT kind, reference, points FROM aura.points_transactions
  WHERE restaurant_id = 421 AND reference IN ('1', '2') ORDER BY id;
 
+-- the same order id twice in one statement (a table without key): earns once
+CREATE TABLE lo_nokey (id text, r bigint, c bigint, amount numeric, status text);
+SELECT aura.attach_orders('lo_nokey', 'r', 'c', 'amount', 'status', 'id');
+INSERT INTO lo_nokey VALUES ('dup', 421, 8, 10, 'completed'), ('dup', 421, 8, 99, 'completed'),
+                            ('dup', 421, 9, 50, 'completed');
+SELECT customer_id, points, reference FROM aura.points_transactions WHERE restaurant_id = 421 AND reference = 'dup';
+SELECT aura.detach_orders('lo_nokey');
+DROP TABLE lo_nokey;
+
+-- partitioned orders: row triggers (rows inserted through the parent or
+-- straight into a partition earn), and a partition attached on its own
+CREATE TABLE lo_parts (id int, r bigint, c bigint, amount numeric, status text) PARTITION BY LIST (c);
+CREATE TABLE lo_parts_a PARTITION OF lo_parts FOR VALUES IN (20);
+CREATE TABLE lo_parts_b PARTITION OF lo_parts FOR VALUES IN (21, 22);
+SELECT aura.attach_orders('lo_parts', 'r', 'c', 'amount', 'status', 'id');
+INSERT INTO lo_parts VALUES (3001, 421, 20, 10, 'completed'), (3002, 421, 21, 10, 'completed');
+INSERT INTO lo_parts_b VALUES (3003, 421, 21, 10, 'completed');
+CREATE TABLE lo_solo (id int, r bigint, c bigint, amount numeric, status text) PARTITION BY LIST (c);
+CREATE TABLE lo_solo_a PARTITION OF lo_solo FOR VALUES IN (23);
+SELECT aura.attach_orders('lo_solo_a', 'r', 'c', 'amount', 'status', 'id');
+INSERT INTO lo_solo VALUES (3004, 421, 23, 10, 'completed');
+SELECT customer_id, points, reference FROM aura.points_transactions
+ WHERE restaurant_id = 421 AND reference IN ('3001', '3002', '3003', '3004') ORDER BY id;
+SELECT c.relname, t.tgname, t.tgtype & 1 = 1 AS for_each_row FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+ WHERE c.relname IN ('lo_parts', 'lo_solo_a') AND NOT t.tgisinternal ORDER BY 1, 2;
+SELECT aura.detach_orders('lo_parts'), aura.detach_orders('lo_solo_a');
+DROP TABLE lo_parts, lo_solo;
+
 -- 3. A failing bulk insert posts nothing; the next statement (same
 --    transaction, after a rolled-back savepoint) posts normally
 BEGIN;

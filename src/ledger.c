@@ -42,6 +42,7 @@
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
+#include "utils/inval.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -105,6 +106,20 @@ static SPIPlanPtr plan_lot_update;
 static SPIPlanPtr plan_pending;
 static SPIPlanPtr plan_event;
 
+static void AccountsInvalidate(Datum arg, Oid relid);
+
+/* the loyalty module's one relcache callback: every cache of its files */
+static void
+LedgerRelcacheCallback(Datum arg, Oid relid)
+{
+	AccountsInvalidate(arg, relid);
+	LedgerHeapInvalidate(arg, relid);
+	LedgerEventsInvalidate(arg, relid);
+	MultipliersInvalidate(arg, relid);
+	TiersInvalidate(arg, relid);
+	MilestonesInvalidate(arg, relid);
+}
+
 const char *
 LedgerKindName(LedgerKind kind)
 {
@@ -119,10 +134,7 @@ void
 LedgerInit(void)
 {
 	LedgerHeapInit();
-	LedgerEventsInit();
-	MultipliersInit();
-	TiersInit();
-	OrdersInit();
+	CacheRegisterRelcacheCallback(LedgerRelcacheCallback, (Datum) 0);
 }
 
 /*
@@ -359,6 +371,114 @@ KeyLookup(LedgerPosting *p, int64 *txid)
 	return true;
 }
 
+/* the account table, its primary key and its columns, looked up once */
+static Oid	acc_relid = InvalidOid;
+static Oid	acc_pkey = InvalidOid;
+static AttrNumber acc_att[10];
+static const char *const acc_cols[10] = {"balance", "pending", "lifetime_earned", "lifetime_spent",
+	"lifetime_spend_amount", "order_count", "tier", "tier_since", "enrolled_at", "status"};
+
+static void
+AccountsInvalidate(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == acc_relid)
+		acc_relid = acc_pkey = InvalidOid;
+}
+
+/*
+ * LockAccountDirect
+ *		SELECT ... FOR UPDATE of an existing account without the executor: a
+ *		probe of the primary key with the transaction's snapshot (after a
+ *		command counter increment, as SPI does), then table_tuple_lock of
+ *		the row's latest version (waiting for a concurrent writer; under
+ *		REPEATABLE READ a concurrent update raises the serialization failure,
+ *		as SELECT FOR UPDATE would).  False when there is no such account.
+ */
+static bool
+LockAccountDirect(Account *acc, int64 restaurant_id, int64 customer_id)
+{
+	Relation	rel;
+	Relation	idx;
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+	ScanKeyData sk[2];
+	Snapshot	snap;
+	TM_FailureData tmfd;
+	TM_Result	res;
+	ItemPointerData tid;
+	bool		found;
+	bool		isnull;
+	Datum		d;
+	int			i;
+
+	if (!OidIsValid(acc_relid))
+	{
+		Oid			nsp = get_namespace_oid("aura", false);
+		Oid			relid = get_relname_relid("loyalty_accounts", nsp);
+		Oid			pkey = get_relname_relid("loyalty_accounts_pkey", nsp);
+
+		if (!OidIsValid(relid) || !OidIsValid(pkey))
+			elog(ERROR, "aura: aura.loyalty_accounts or its primary key is missing");
+		for (i = 0; i < 10; i++)
+		{
+			acc_att[i] = get_attnum(relid, acc_cols[i]);
+			if (acc_att[i] == InvalidAttrNumber)
+				elog(ERROR, "aura: column %s of aura.loyalty_accounts is missing", acc_cols[i]);
+		}
+		acc_relid = relid;
+		acc_pkey = pkey;
+	}
+	CommandCounterIncrement();
+	rel = table_open(acc_relid, RowShareLock);
+	idx = index_open(acc_pkey, AccessShareLock);
+	snap = RegisterSnapshot(GetTransactionSnapshot());
+	ScanKeyInit(&sk[0], 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(restaurant_id));
+	ScanKeyInit(&sk[1], 2, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(customer_id));
+	slot = table_slot_create(rel, NULL);
+	scan = index_beginscan(rel, idx, snap, 2, 0);
+	index_rescan(scan, sk, 2, NULL, 0);
+	found = index_getnext_slot(scan, ForwardScanDirection, slot);
+	if (found)
+		tid = slot->tts_tid;
+	index_endscan(scan);
+	index_close(idx, NoLock);
+	if (found)
+	{
+		res = table_tuple_lock(rel, &tid, snap, slot, GetCurrentCommandId(false),
+							   LockTupleExclusive, LockWaitBlock,
+							   TUPLE_LOCK_FLAG_FIND_LAST_VERSION, &tmfd);
+		if (res == TM_Deleted)
+			found = false;
+		else if (res != TM_Ok)
+			elog(ERROR, "aura: could not lock the account of customer " INT64_FORMAT " (%d)",
+				 customer_id, (int) res);
+	}
+	if (found)
+	{
+		acc->restaurant_id = restaurant_id;
+		acc->customer_id = customer_id;
+		acc->balance = DatumGetInt64(slot_getattr(slot, acc_att[0], &isnull));
+		acc->pending = DatumGetInt64(slot_getattr(slot, acc_att[1], &isnull));
+		acc->lifetime_earned = DatumGetInt64(slot_getattr(slot, acc_att[2], &isnull));
+		acc->lifetime_spent = DatumGetInt64(slot_getattr(slot, acc_att[3], &isnull));
+		acc->spend_amount = DatumGetNumericCopy(slot_getattr(slot, acc_att[4], &isnull));
+		acc->order_count = DatumGetInt64(slot_getattr(slot, acc_att[5], &isnull));
+		d = slot_getattr(slot, acc_att[6], &isnull);
+		acc->has_tier = !isnull;
+		strlcpy(acc->tier, isnull ? "" : TextDatumGetCString(d), TIER_NAME_MAX);
+		d = slot_getattr(slot, acc_att[7], &isnull);
+		acc->tier_since = isnull ? 0 : DatumGetTimestampTz(d);
+		acc->enrolled_at = DatumGetTimestampTz(slot_getattr(slot, acc_att[8], &isnull));
+		strlcpy(acc->status, TextDatumGetCString(slot_getattr(slot, acc_att[9], &isnull)),
+				sizeof(acc->status));
+		ItemPointerCopy(&slot->tts_tid, &acc->tid);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	UnregisterSnapshot(snap);
+	table_close(rel, NoLock);
+	return found;
+}
+
 /*
  * LockAccount
  *		Lock the account row FOR UPDATE and read it; create it first when
@@ -383,6 +503,8 @@ LockAccount(Account *acc, int64 restaurant_id, int64 customer_id, bool create)
 	values[0] = Int64GetDatum(restaurant_id);
 	values[1] = Int64GetDatum(customer_id);
 
+	if (LockAccountDirect(acc, restaurant_id, customer_id))
+		return true;
 	for (attempt = 0; attempt < 2; attempt++)
 	{
 		rc = SPI_execute_plan(plan_acc_lock, values, NULL, false, 1);
@@ -1025,20 +1147,15 @@ typedef struct BatchAccount
 	Account		acc;
 } BatchAccount;
 
-#define BATCH_KEY_LEN (KEY_MAX + 24)
-typedef struct BatchKey
-{
-	char		key[BATCH_KEY_LEN];	/* "<restaurant>:<idempotency key>" */
-} BatchKey;
-
 struct LedgerBatch
 {
 	MemoryContext cxt;
 	HTAB	   *accounts;
 	List	   *order;			/* BatchAccount *, in locking order */
-	HTAB	   *keys;			/* keys posted in this batch */
-	Relation	tx_rel;			/* for key probes */
+	Relation	tx_rel;			/* for key probes: table, index, scan, slot */
 	Relation	key_idx;
+	IndexScanDesc key_scan;
+	TupleTableSlot *key_slot;
 	LedgerConfig *cfg;			/* settings of cfg->restaurant_id */
 };
 
@@ -1075,33 +1192,26 @@ LedgerBatchBegin(void)
 	ctl.entrysize = sizeof(BatchAccount);
 	ctl.hcxt = cxt;
 	b->accounts = hash_create("aura batch accounts", 256, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = BATCH_KEY_LEN;
-	ctl.entrysize = sizeof(BatchKey);
-	ctl.hcxt = cxt;
-	b->keys = hash_create("aura batch keys", 1024, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 	LedgerHeapBatch(true);
 	return b;
 }
 
 /*
  * BatchKeyUsed
- *		Is the idempotency key used: posted earlier in this batch, or in the
- *		ledger (a probe of the unique index, seeing committed rows and this
- *		transaction's own; the caller holds the account lock, so a
- *		concurrent posting with the key on this account has finished).
+ *		Is the idempotency key used?  A probe of the unique index with
+ *		SnapshotSelf, which sees committed rows and every row of this
+ *		transaction, those of the current command (earlier postings of this
+ *		batch) included; the caller holds the account lock, so a concurrent
+ *		posting with the key on this account has finished.
  */
 static bool
-BatchKeyUsed(LedgerBatch *b, int64 restaurant_id, const char *key, char *hkey)
+BatchKeyUsed(LedgerBatch *b, int64 restaurant_id, const char *key)
 {
 	ScanKeyData sk[2];
 	IndexScanDesc scan;
 	TupleTableSlot *slot;
 	bool		found;
 
-	snprintf(hkey, BATCH_KEY_LEN, INT64_FORMAT ":%s", restaurant_id, key);
-	if (hash_search(b->keys, hkey, HASH_FIND, NULL) != NULL)
-		return true;
 	if (b->tx_rel == NULL)
 	{
 		Oid			nsp = get_namespace_oid("aura", false);
@@ -1114,18 +1224,60 @@ BatchKeyUsed(LedgerBatch *b, int64 restaurant_id, const char *key, char *hkey)
 		old = MemoryContextSwitchTo(b->cxt);
 		b->tx_rel = table_open(relid, AccessShareLock);
 		b->key_idx = index_open(idxid, AccessShareLock);
+		b->key_scan = index_beginscan(b->tx_rel, b->key_idx, SnapshotSelf, 2, 0);
+		b->key_slot = table_slot_create(b->tx_rel, NULL);
 		MemoryContextSwitchTo(old);
 	}
+	scan = b->key_scan;
+	slot = b->key_slot;
 	ScanKeyInit(&sk[0], 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(restaurant_id));
 	ScanKeyInit(&sk[1], 2, BTEqualStrategyNumber, F_TEXTEQ, CStringGetTextDatum(key));
 	sk[1].sk_collation = b->key_idx->rd_indcollation[1];
-	scan = index_beginscan(b->tx_rel, b->key_idx, SnapshotSelf, 2, 0);
 	index_rescan(scan, sk, 2, NULL, 0);
-	slot = table_slot_create(b->tx_rel, NULL);
 	found = index_getnext_slot(scan, ForwardScanDirection, slot);
-	index_endscan(scan);
-	ExecDropSingleTupleTableSlot(slot);
+	ExecClearTuple(slot);
 	return found;
+}
+
+/* the batch's entry of an account, locked (and created if asked) when new */
+static BatchAccount *
+BatchAccountGet(LedgerBatch *b, int64 restaurant_id, int64 customer_id, bool create)
+{
+	BatchAccountKey k;
+	BatchAccount *ba;
+	bool		found;
+
+	k.restaurant_id = restaurant_id;
+	k.customer_id = customer_id;
+	ba = hash_search(b->accounts, &k, HASH_ENTER, &found);
+	if (!found)
+	{
+		Account		acc;
+		MemoryContext old;
+
+		ba->exists = LockAccount(&acc, restaurant_id, customer_id, create);
+		ba->dirty = false;
+		old = MemoryContextSwitchTo(b->cxt);
+		ba->acc = acc;
+		if (ba->exists)
+			ba->acc.spend_amount = DatumGetNumericCopy(NumericGetDatum(acc.spend_amount));
+		b->order = lappend(b->order, ba);
+		MemoryContextSwitchTo(old);
+	}
+	return ba;
+}
+
+/*
+ * LedgerBatchLock
+ *		Lock (creating it if missing) an account before the batch's postings
+ *		come: callers lock every account of a statement in ascending
+ *		(restaurant, customer) order first, the order transfers use too, so
+ *		concurrent bulk inserts cannot deadlock on accounts.
+ */
+void
+LedgerBatchLock(LedgerBatch *b, int64 restaurant_id, int64 customer_id)
+{
+	(void) BatchAccountGet(b, restaurant_id, customer_id, true);
 }
 
 /*
@@ -1137,33 +1289,14 @@ BatchKeyUsed(LedgerBatch *b, int64 restaurant_id, const char *key, char *hkey)
 int64
 LedgerBatchPost(LedgerBatch *b, LedgerPosting *p, bool *posted)
 {
-	BatchAccountKey k;
 	BatchAccount *ba;
-	bool		found;
-	char		hkey[BATCH_KEY_LEN];
 	int64		txid;
 	Numeric		prev;
 
 	if (!p->key_exists_ok)
 		elog(ERROR, "aura: batch postings answer used keys without comparing");
 	*posted = false;
-	k.restaurant_id = p->restaurant_id;
-	k.customer_id = p->customer_id;
-	ba = hash_search(b->accounts, &k, HASH_ENTER, &found);
-	if (!found)
-	{
-		Account		acc;
-		MemoryContext old;
-
-		ba->exists = LockAccount(&acc, p->restaurant_id, p->customer_id, p->create_account);
-		ba->dirty = false;
-		old = MemoryContextSwitchTo(b->cxt);
-		ba->acc = acc;
-		if (ba->exists)
-			ba->acc.spend_amount = DatumGetNumericCopy(NumericGetDatum(acc.spend_amount));
-		b->order = lappend(b->order, ba);
-		MemoryContextSwitchTo(old);
-	}
+	ba = BatchAccountGet(b, p->restaurant_id, p->customer_id, p->create_account);
 	if (!ba->exists)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
@@ -1174,7 +1307,7 @@ LedgerBatchPost(LedgerBatch *b, LedgerPosting *p, bool *posted)
 	{
 		if (strlen(p->idempotency_key) > KEY_MAX)
 			elog(ERROR, "aura: idempotency key too long");
-		if (BatchKeyUsed(b, p->restaurant_id, p->idempotency_key, hkey))
+		if (BatchKeyUsed(b, p->restaurant_id, p->idempotency_key))
 			return 0;
 	}
 	if (p->skip_inactive && strcmp(ba->acc.status, "active") != 0)
@@ -1193,8 +1326,6 @@ LedgerBatchPost(LedgerBatch *b, LedgerPosting *p, bool *posted)
 		pfree(prev);
 		MemoryContextSwitchTo(old);
 	}
-	if (p->idempotency_key)
-		(void) hash_search(b->keys, hkey, HASH_ENTER, NULL);
 	AfterPosting(p, txid);
 	*posted = true;
 	return txid;
@@ -1217,6 +1348,10 @@ LedgerBatchEnd(LedgerBatch *b)
 			UpdateAccount(&ba->acc);
 	}
 	LedgerHeapBatch(false);
+	if (b->key_scan)
+		index_endscan(b->key_scan);
+	if (b->key_slot)
+		ExecDropSingleTupleTableSlot(b->key_slot);
 	if (b->key_idx)
 		index_close(b->key_idx, NoLock);
 	if (b->tx_rel)

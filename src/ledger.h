@@ -68,13 +68,14 @@ extern void LedgerEmitEvent(int64 restaurant_id, const char *event_type, const c
 
 /*
  * Batches: postings of one statement (a bulk insert of orders).  Each
- * account is locked once, when its first posting comes (so in the same
- * order as row-by-row postings), and written once, at LedgerBatchEnd;
+ * account is locked once (by LedgerBatchLock up front, in ascending order,
+ * or else at its first posting) and written once, at LedgerBatchEnd;
  * idempotency keys are probed on the index directly.  Same rows, same
  * balances, same events as LedgerPost one by one.  SPI connected.
  */
 typedef struct LedgerBatch LedgerBatch;
 extern LedgerBatch *LedgerBatchBegin(void);
+extern void LedgerBatchLock(LedgerBatch *b, int64 restaurant_id, int64 customer_id);
 extern int64 LedgerBatchPost(LedgerBatch *b, LedgerPosting *p, bool *posted);
 extern void LedgerBatchEnd(LedgerBatch *b);
 /* the restaurant's settings, read once per batch */
@@ -85,12 +86,10 @@ extern const struct LedgerConfig *LedgerBatchConfig(LedgerBatch *b, int64 restau
 #define LEDGER_EV_POINTS_EARNED		0x02
 #define LEDGER_EV_BIRTHDAY			0x04
 #define LEDGER_EV_ORDER_REVERSED	0x08
-extern void LedgerEventsInit(void);
 extern uint32 LedgerEventDemand(int64 restaurant_id);
 extern void LedgerRecordEvent(int64 restaurant_id, const char *event_type, const char *json);
 
 /* multipliers.c: points multiplier campaigns of order earnings */
-extern void MultipliersInit(void);
 extern Numeric MultipliersFactor(int64 restaurant_id, const char *tier, TimestampTz now,
 								 char **applied);
 
@@ -99,9 +98,16 @@ extern void LedgerCheckTenant(int64 restaurant_id);
 
 extern const char *LedgerKindName(LedgerKind kind);
 
-/* inits of the loyalty files, called by LedgerInit */
-extern void TiersInit(void);
-extern void OrdersInit(void);
+/*
+ * Relcache invalidation of the loyalty files' caches.  PostgreSQL allows a
+ * backend only a few relcache callbacks (10 in all), so the loyalty module
+ * registers one (LedgerInit) that calls each of these.
+ */
+extern void TiersInvalidate(Datum arg, Oid relid);
+extern void MilestonesInvalidate(Datum arg, Oid relid);
+extern void LedgerHeapInvalidate(Datum arg, Oid relid);
+extern void LedgerEventsInvalidate(Datum arg, Oid relid);
+extern void MultipliersInvalidate(Datum arg, Oid relid);
 extern void LedgerHeapInit(void);
 extern void LedgerHeapBatch(bool on);
 

@@ -50,17 +50,11 @@ static Oid	demand_relid = InvalidOid;
 static SPIPlanPtr plan_demand;
 static SPIPlanPtr plan_record;
 
-static void
-DemandInvalidate(Datum arg, Oid relid)
+void
+LedgerEventsInvalidate(Datum arg, Oid relid)
 {
 	if (relid == InvalidOid || relid == demand_relid)
 		demand_stale = true;
-}
-
-void
-LedgerEventsInit(void)
-{
-	CacheRegisterRelcacheCallback(DemandInvalidate, (Datum) 0);
 }
 
 /*

@@ -67,8 +67,8 @@ static HeapTarget targets[] = {
 };
 
 /* any relcache reset of one of the tables forgets the cached oids */
-static void
-HeapTargetsInvalidate(Datum arg, Oid relid)
+void
+LedgerHeapInvalidate(Datum arg, Oid relid)
 {
 	int			i;
 
@@ -125,7 +125,6 @@ HeapSubXactCallback(SubXactEvent event, SubTransactionId mySubid,
 void
 LedgerHeapInit(void)
 {
-	CacheRegisterRelcacheCallback(HeapTargetsInvalidate, (Datum) 0);
 	RegisterXactCallback(HeapXactCallback, NULL);
 	RegisterSubXactCallback(HeapSubXactCallback, NULL);
 }

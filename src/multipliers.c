@@ -50,17 +50,11 @@ static bool mult_stale = false;
 static Oid	mult_relid = InvalidOid;
 static SPIPlanPtr plan_mult;
 
-static void
+void
 MultipliersInvalidate(Datum arg, Oid relid)
 {
 	if (relid == InvalidOid || relid == mult_relid)
 		mult_stale = true;
-}
-
-void
-MultipliersInit(void)
-{
-	CacheRegisterRelcacheCallback(MultipliersInvalidate, (Datum) 0);
 }
 
 /* the campaigns of a restaurant that have not ended (SPI connected) */

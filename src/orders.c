@@ -42,6 +42,7 @@
 #include "ledger_config.h"
 
 #define ORDER_ID_MAX 150
+#define ROWS_PER_SPI 1024		/* rows between SPI reconnections (bulk inserts) */
 
 /* per-statement state of the trigger, kept in fn_extra */
 typedef struct OrdersTrigState
@@ -89,17 +90,11 @@ static SPIPlanPtr plan_ms_hit;
 static SPIPlanPtr plan_earned;
 static SPIPlanPtr plan_reversed;
 
-static void
+void
 MilestonesInvalidate(Datum arg, Oid relid)
 {
 	if (relid == InvalidOid || relid == ms_relid)
 		ms_stale = true;
-}
-
-void
-OrdersInit(void)
-{
-	CacheRegisterRelcacheCallback(MilestonesInvalidate, (Datum) 0);
 }
 
 /* the milestone rules of a restaurant (SPI connected) */
@@ -736,6 +731,89 @@ aura_orders_trigger(PG_FUNCTION_ARGS)
 	return PointerGetDatum(NULL);
 }
 
+typedef struct AccountId
+{
+	int64		restaurant_id;
+	int64		customer_id;
+} AccountId;
+
+static int
+AccountIdCmp(const void *a, const void *b)
+{
+	const AccountId *x = a;
+	const AccountId *y = b;
+
+	if (x->restaurant_id != y->restaurant_id)
+		return x->restaurant_id < y->restaurant_id ? -1 : 1;
+	if (x->customer_id != y->customer_id)
+		return x->customer_id < y->customer_id ? -1 : 1;
+	return 0;
+}
+
+/*
+ * LockOrderAccounts
+ *		First pass over the inserted rows: the accounts of the completed
+ *		orders, locked (created when missing) in ascending (restaurant,
+ *		customer) order, the order transfers lock in too: two bulk inserts
+ *		with the same customers in different orders do not deadlock.
+ */
+static void
+LockOrderAccounts(LedgerBatch *b, OrdersTrigState *st, Relation rel, Tuplestorestate *ts,
+				  TupleTableSlot *slot)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	AccountId  *ids;
+	int			n = 0,
+				cap = 64,
+				i;
+
+	MemoryContext rowcxt = AllocSetContextCreate(CurrentMemoryContext, "aura order accounts",
+												 ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old;
+
+	ids = palloc(sizeof(AccountId) * cap);
+	tuplestore_rescan(ts);
+	while (tuplestore_gettupleslot(ts, true, false, slot))
+	{
+		HeapTuple	tup;
+		bool		shouldfree;
+		int64		r,
+					c;
+		bool		wanted;
+
+		MemoryContextReset(rowcxt);
+		old = MemoryContextSwitchTo(rowcxt);
+		tup = ExecFetchSlotHeapTuple(slot, false, &shouldfree);
+		wanted = StatusOf(st, tup, desc) == 'c' &&
+			IdValue(tup, desc, st->att_restaurant, st->typ_restaurant, &r) &&
+			IdValue(tup, desc, st->att_customer, st->typ_customer, &c) && r > 0 && c > 0;
+		MemoryContextSwitchTo(old);
+		if (wanted)
+		{
+			if (n == cap)
+			{
+				cap *= 2;
+				ids = repalloc_huge(ids, sizeof(AccountId) * cap);
+			}
+			ids[n].restaurant_id = r;
+			ids[n].customer_id = c;
+			n++;
+		}
+	}
+	MemoryContextDelete(rowcxt);
+	qsort(ids, n, sizeof(AccountId), AccountIdCmp);
+	for (i = 0; i < n; i++)
+		if (i == 0 || AccountIdCmp(&ids[i], &ids[i - 1]) != 0)
+		{
+			CHECK_FOR_INTERRUPTS();
+			/* per account: what SPI allocates goes with SPI_finish */
+			SPI_connect();
+			LedgerBatchLock(b, ids[i].restaurant_id, ids[i].customer_id);
+			SPI_finish();
+		}
+	pfree(ids);
+}
+
 /*
  * aura_orders_insert_trigger
  *		AFTER INSERT statement trigger with the inserted rows as transition
@@ -754,9 +832,10 @@ aura_orders_insert_trigger(PG_FUNCTION_ARGS)
 	Relation	rel;
 	TupleDesc	desc;
 	TupleTableSlot *slot;
-	MemoryContext rowcxt,
-				old;
+	MemoryContext rowcxt;
+	MemoryContext trigcxt = CurrentMemoryContext;
 	LedgerBatch *b = NULL;
+	uint64		nrows = 0;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
 		!TRIGGER_FIRED_AFTER(td->tg_event) || !TRIGGER_FIRED_BY_INSERT(td->tg_event) ||
@@ -769,7 +848,10 @@ aura_orders_insert_trigger(PG_FUNCTION_ARGS)
 	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "aura order rows", ALLOCSET_DEFAULT_SIZES);
 
 	b = LedgerBatchBegin();
+	LockOrderAccounts(b, st, rel, td->tg_newtable, slot);
 	tuplestore_rescan(td->tg_newtable);
+	SPI_connect();
+	MemoryContextSwitchTo(trigcxt);
 	while (tuplestore_gettupleslot(td->tg_newtable, true, false, slot))
 	{
 		HeapTuple	tup;
@@ -780,30 +862,34 @@ aura_orders_insert_trigger(PG_FUNCTION_ARGS)
 		bool		shouldfree;
 
 		CHECK_FOR_INTERRUPTS();
+		/*
+		 * A row's allocations go to rowcxt, reset per row; after an SPI call
+		 * they go to SPI's procedure context (SPI leaves it current), which
+		 * is freed by reconnecting every ROWS_PER_SPI rows: nothing a row
+		 * allocates is used by the next one (the batch keeps its own copies).
+		 */
+		if (++nrows % ROWS_PER_SPI == 0)
+		{
+			SPI_finish();
+			SPI_connect();
+		}
 		MemoryContextReset(rowcxt);
-		old = MemoryContextSwitchTo(rowcxt);
+		MemoryContextSwitchTo(rowcxt);
 		tup = ExecFetchSlotHeapTuple(slot, false, &shouldfree);
 		action = OrderRow(st, rel, tup, 'o', &restaurant_id, &customer_id, &order_ref);
-		if (action != 0)
+		if (action == 'c')
+			OrderEarn(b, restaurant_id, customer_id,
+					  AmountValue(tup, desc, st->att_amount, st->typ_amount), order_ref);
+		else if (action == 'r')
 		{
-			/* per row: whatever SPI calls allocate goes with SPI_finish */
-			SPI_connect();
-			if (action == 'c')
-				OrderEarn(b, restaurant_id, customer_id,
-						  AmountValue(tup, desc, st->att_amount, st->typ_amount), order_ref);
-			else
-			{
-				LedgerBatchEnd(b);
-				b = NULL;
-				(void) OrderReverse(restaurant_id, order_ref, NULL, NULL, NULL, true);
-			}
-			SPI_finish();
+			LedgerBatchEnd(b);
+			b = NULL;
+			(void) OrderReverse(restaurant_id, order_ref, NULL, NULL, NULL, true);
 		}
-		MemoryContextSwitchTo(old);
+		MemoryContextSwitchTo(trigcxt);
 		if (b == NULL)
 			b = LedgerBatchBegin();
 	}
-	SPI_connect();
 	LedgerBatchEnd(b);
 	SPI_finish();
 	ExecDropSingleTupleTableSlot(slot);

@@ -53,17 +53,11 @@ static SPIPlanPtr plan_defaults;
 static SPIPlanPtr plan_history;
 
 /* relcache callback: a change of aura.loyalty_tiers drops the cache */
-static void
+void
 TiersInvalidate(Datum arg, Oid relid)
 {
 	if (relid == InvalidOid || relid == tiers_relid)
 		tier_stale = true;
-}
-
-void
-TiersInit(void)
-{
-	CacheRegisterRelcacheCallback(TiersInvalidate, (Datum) 0);
 }
 
 static void

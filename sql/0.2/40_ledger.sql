@@ -406,15 +406,26 @@ BEGIN
                                   ELSE 'Statuses must be text, varchar, char or an enum.' END;
         END IF;
     END LOOP;
-    EXECUTE format('CREATE TRIGGER aura_loyalty_orders AFTER UPDATE OF %I ON %s '
-                   'FOR EACH ROW EXECUTE FUNCTION aura._orders_trigger(%L, %L, %L, %L, %L, %L, %L)',
-                   status_column, orders, restaurant_column, customer_column, amount_column,
-                   status_column, order_id_column, completed_values::text, reversed_values::text);
-    EXECUTE format('CREATE TRIGGER aura_loyalty_orders_insert AFTER INSERT ON %s '
-                   'REFERENCING NEW TABLE AS aura_new_orders '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION aura._orders_insert_trigger(%L, %L, %L, %L, %L, %L, %L)',
-                   orders, restaurant_column, customer_column, amount_column,
-                   status_column, order_id_column, completed_values::text, reversed_values::text);
+    -- a plain table: inserts per statement, updates per row.  A partitioned
+    -- table or a partition: row triggers only (a statement trigger fires only
+    -- for the table a statement names, while rows reach partitions through
+    -- their parent and partitions can be written directly).
+    IF kind = 'r' AND NOT (SELECT c.relispartition FROM pg_class c WHERE c.oid = orders) THEN
+        EXECUTE format('CREATE TRIGGER aura_loyalty_orders AFTER UPDATE OF %I ON %s '
+                       'FOR EACH ROW EXECUTE FUNCTION aura._orders_trigger(%L, %L, %L, %L, %L, %L, %L)',
+                       status_column, orders, restaurant_column, customer_column, amount_column,
+                       status_column, order_id_column, completed_values::text, reversed_values::text);
+        EXECUTE format('CREATE TRIGGER aura_loyalty_orders_insert AFTER INSERT ON %s '
+                       'REFERENCING NEW TABLE AS aura_new_orders '
+                       'FOR EACH STATEMENT EXECUTE FUNCTION aura._orders_insert_trigger(%L, %L, %L, %L, %L, %L, %L)',
+                       orders, restaurant_column, customer_column, amount_column,
+                       status_column, order_id_column, completed_values::text, reversed_values::text);
+    ELSE
+        EXECUTE format('CREATE TRIGGER aura_loyalty_orders AFTER INSERT OR UPDATE OF %I ON %s '
+                       'FOR EACH ROW EXECUTE FUNCTION aura._orders_trigger(%L, %L, %L, %L, %L, %L, %L)',
+                       status_column, orders, restaurant_column, customer_column, amount_column,
+                       status_column, order_id_column, completed_values::text, reversed_values::text);
+    END IF;
     INSERT INTO aura.order_attachments (orders_table, restaurant_column, customer_column, amount_column,
                                         status_column, order_id_column, completed_values, reversed_values)
     VALUES (orders, restaurant_column, customer_column, amount_column, status_column, order_id_column,
@@ -435,7 +446,9 @@ BEGIN
         RAISE EXCEPTION 'orders table % is not attached', orders USING ERRCODE = 'no_data_found';
     END IF;
     EXECUTE format('DROP TRIGGER IF EXISTS aura_loyalty_orders ON %s', orders);
-    EXECUTE format('DROP TRIGGER IF EXISTS aura_loyalty_orders_insert ON %s', orders);
+    IF EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = orders AND t.tgname = 'aura_loyalty_orders_insert') THEN
+        EXECUTE format('DROP TRIGGER aura_loyalty_orders_insert ON %s', orders);
+    END IF;
     DELETE FROM aura.order_attachments a WHERE a.orders_table = orders;
 END
 $$;

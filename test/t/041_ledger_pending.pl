@@ -42,5 +42,19 @@ is($node->safe_psql('postgres', 'SELECT aura.spend_points(1, 7, 150) > 0'), 't',
 is($node->safe_psql('postgres', 'SELECT balance || \'/\' || pending FROM aura.loyalty_accounts WHERE restaurant_id = 1'),
     '50/0', 'the pending figure follows');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM aura.verify_ledger(1)'), '0', 'the ledger is sound');
+
+# a bulk insert of orders (the statement trigger): every earning pending, the
+# account's pending figure follows each posting of the statement
+$node->safe_psql('postgres', q{
+    CREATE TABLE orders (id int PRIMARY KEY, r int, c int, amount numeric, status text);
+    SELECT aura.attach_orders('orders', 'r', 'c', 'amount', 'status', 'id');
+    INSERT INTO orders VALUES (1, 1, 7, 10, 'completed'), (2, 1, 8, 20, 'completed'), (3, 1, 7, 30, 'completed');
+});
+is($node->safe_psql('postgres',
+    "SELECT string_agg(customer_id || ':' || balance || '/' || pending, ' ' ORDER BY customer_id) FROM aura.loyalty_accounts WHERE restaurant_id = 1"),
+    '7:90/40 8:20/20', 'bulk order earnings are pending');
+($rc, $out, $err) = $node->psql('postgres', 'SELECT aura.spend_points(1, 7, 51)');
+like($err, qr/50 points available \(balance 90, 40 pending\)/, 'only the matured points can be spent');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM aura.verify_ledger(1)'), '0', 'the ledger is still sound');
 $node->stop;
 done_testing();
