@@ -204,10 +204,15 @@ DELETE FROM aura.reward_redemptions WHERE restaurant_id = 501;
 SELECT code AS cb FROM aura.issue_reward(501, 1, aura.template_id(501, 'cashback')) \gset
 SELECT pg_temp.m(aura.redeem_reward(:'cb', 'order-4', 40, 1));
 SELECT kind, points, source FROM aura.points_transactions WHERE restaurant_id = 501 AND customer_id = 1 ORDER BY id DESC LIMIT 1;
--- tier upgrade reward
+-- tier upgrade reward; its tier.changed reaches notification rules like the ledger's
+SELECT aura.set_context(501);
+SELECT aura.set_notification_rule('tiers', '{tier.*}', '[{"channel": "app", "recipients": ["1"]}]') > 0 AS tier_rule;
+SELECT set_config('aura.restaurant_id', '', false) AS no_context;
 SELECT code AS tg FROM aura.issue_reward(501, 1, aura.template_id(501, 'to-gold')) \gset
 SELECT (aura.redeem_reward(:'tg', 'order-5', 0, 1)) ->> 'discount' AS discount;
 SELECT tier FROM aura.loyalty_accounts WHERE restaurant_id = 501 AND customer_id = 1;
+SELECT count(*) AS tier_changed_notified FROM aura.notifications
+ WHERE restaurant_id = 501 AND event_type = 'tier.changed';
 
 ------------------------------------------------------------------------------
 -- 4. Two-phase: reserve, redeem or release; holds expire by themselves

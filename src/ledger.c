@@ -104,7 +104,6 @@ static SPIPlanPtr plan_restaurant;
 static SPIPlanPtr plan_lots;
 static SPIPlanPtr plan_lot_update;
 static SPIPlanPtr plan_pending;
-static SPIPlanPtr plan_event;
 
 static void AccountsInvalidate(Datum arg, Oid relid);
 
@@ -209,16 +208,11 @@ LedgerEmitEvent(int64 restaurant_id, const char *event_type, const char *json)
 	int			rc;
 	int			nest;
 
-	LedgerPlan(&plan_event,
-			   "INSERT INTO aura.loyalty_events (restaurant_id, event_type, data) "
-			   "VALUES ($1, $2, $3::jsonb)", 3, types);
+	LedgerRecordEvent(restaurant_id, event_type, json);
+
 	values[0] = Int64GetDatum(restaurant_id);
 	values[1] = CStringGetTextDatum(event_type);
 	values[2] = CStringGetTextDatum(json);
-	rc = SPI_execute_plan(plan_event, values, NULL, false, 0);
-	if (rc != SPI_OK_INSERT)
-		elog(ERROR, "aura: event insert failed: %s", SPI_result_code_string(rc));
-
 	LedgerPlan(&plan_emit, "SELECT aura.emit_event($1, $2, $3::jsonb)", 3, types);
 	nest = NewGUCNestLevel();
 	(void) set_config_option("aura.restaurant_id", psprintf(INT64_FORMAT, restaurant_id),

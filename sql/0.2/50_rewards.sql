@@ -684,6 +684,7 @@ DECLARE
     a aura.loyalty_accounts;
     cur_rank bigint;
     new_rank bigint;
+    ev jsonb;
 BEGIN
     SELECT min_points INTO new_rank FROM aura.loyalty_tiers x WHERE x.restaurant_id = r AND x.name = target;
     IF NOT FOUND THEN
@@ -699,9 +700,13 @@ BEGIN
          WHERE x.restaurant_id = r AND x.customer_id = c;
         INSERT INTO aura.tier_history (restaurant_id, customer_id, old_tier, new_tier, reason)
         VALUES (r, c, a.tier, target, 'upgrade');
+        -- recorded for aura's consumers and emitted to webhooks and rules, as the
+        -- ledger does for the tier changes it makes
         INSERT INTO aura.loyalty_events (restaurant_id, event_type, data)
         VALUES (r, 'tier.changed', jsonb_build_object('customer_id', c, 'old_tier', a.tier, 'new_tier', target,
-                                                      'reason', 'reward'));
+                                                      'reason', 'reward'))
+        RETURNING data INTO ev;
+        PERFORM aura._reward_event(r, 'tier.changed', ev);
     END IF;
 END
 $$;
