@@ -1731,11 +1731,16 @@ aura_post_points(PG_FUNCTION_ARGS)
 		p.kind = LK_MIGRATION;
 	else if (strcmp(kind, "bonus") == 0)
 		p.kind = LK_BONUS;
+	else if (strcmp(kind, "reversal") == 0)
+		p.kind = LK_REVERSAL;
 	else
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("aura._post_points posts migration or bonus rows, not \"%s\"", kind)));
+				 errmsg("aura._post_points posts migration, bonus or reversal rows, not \"%s\"", kind)));
 	p.points = ArgPoints(fcinfo, 3, false);
+	/* a reversal takes back what was credited: the points given are removed */
+	if (p.kind == LK_REVERSAL)
+		p.points = -p.points;
 	source = text_to_cstring(PG_GETARG_TEXT_PP(4));
 	p.source = source;
 	p.reference = ArgText(fcinfo, 5, "reference", TEXT_MAX);

@@ -478,7 +478,7 @@ CREATE FUNCTION aura._post_points(restaurant_id bigint, customer_id bigint, kind
                                   source text, reference text, idempotency_key text, reason text)
     RETURNS bigint LANGUAGE c
     AS 'MODULE_PATHNAME', 'aura_post_points';
-COMMENT ON FUNCTION aura._post_points(bigint, bigint, text, bigint, text, text, text, text) IS 'Internal: migration and bonus postings for aura''s own SQL functions.';
+COMMENT ON FUNCTION aura._post_points(bigint, bigint, text, bigint, text, text, text, text) IS 'Internal: migration, bonus and reversal postings for aura''s own SQL functions (points positive; a reversal removes them).';
 
 CREATE FUNCTION aura._ledger_consumer_event(restaurant_id bigint, event_type text, data jsonb)
     RETURNS boolean LANGUAGE c

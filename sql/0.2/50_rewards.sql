@@ -1286,8 +1286,8 @@ BEGIN
             take := CASE WHEN aura._ledger_allow_negative(r) THEN red.points_credited
                          ELSE least(red.points_credited, greatest(coalesce(bal, 0), 0)) END;
             IF take > 0 THEN
-                PERFORM aura.adjust_points(r, rw.customer_id, -take, 'reward:' || rw.code,
-                                           'reward-unredeem:' || red.id,
+                PERFORM aura._post_points(r, rw.customer_id, 'reversal', take, 'reward', 'reward:' || rw.code,
+                                          'reward-unredeem:' || red.id,
                                            format('points of reward %s taken back: order %s cancelled (%s of %s)',
                                                   rw.code, left(o, 200), take, red.points_credited));
             END IF;

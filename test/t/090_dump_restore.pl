@@ -13,27 +13,12 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use AuraNode;
 
-my $master = '00' x 16 . '22' x 16;
-my $apisecret = 'ab' x 32;
-
+# both clusters: the same key files (aura not preloaded, see above)
 sub new_node
 {
-	my ($name) = @_;
-	my $node = PostgreSQL::Test::Cluster->new($name);
-	$node->init;
-	my $dir = $node->basedir;
-	for (["$dir/aura.key", "k1:$master\n"], ["$dir/api.secret", "$apisecret\n"]) {
-		open(my $fh, '>', $_->[0]) or die "cannot write $_->[0]: $!";
-		print $fh $_->[1];
-		close $fh;
-		chmod(0600, $_->[0]);
-	}
-	$node->append_conf('postgresql.conf', qq{
-aura.encryption_key_file = '$dir/aura.key'
-aura.api_key_secret_file = '$dir/api.secret'
-aura.notify_secret_key = 'dump-restore-notify-key'
-});
+	my $node = keyed_node($_[0], master => '00' x 16 . '22' x 16, api_secret => 'ab' x 32);
 	$node->start;
 	return $node;
 }
@@ -89,17 +74,6 @@ $src->safe_psql('postgres', q{
     SELECT aura.emit_event(1, 'reward.issued', '{"points": 50}');
 });
 
-# every aura table as (name, row count, content hash); row text is by value
-# (regclass and regproc columns print names), so OIDs do not matter
-my $snapshot_sql = q{
-    SELECT string_agg(format('%s %s %s', c.relname, n.rows, n.hash), E'\n' ORDER BY c.relname)
-      FROM pg_class c
-     CROSS JOIN LATERAL (SELECT (xpath('/row/n/text()', x))[1]::text AS rows,
-                                (xpath('/row/h/text()', x))[1]::text AS hash
-                           FROM query_to_xml(format(
-                                'SELECT count(*) AS n, md5(coalesce(string_agg(t::text, E''\n'' ORDER BY t::text), '''')) AS h FROM aura.%I t',
-                                c.relname), false, true, '') x) n
-     WHERE c.relnamespace = 'aura'::regnamespace AND c.relkind = 'r'};
 # rows the extension ships itself come back from CREATE EXTENSION with new
 # timestamps: compare those tables without their timestamp columns
 my $shipped_sql = q{
@@ -112,7 +86,7 @@ my $shipped_sql = q{
             c.relname), false, true, '')))[1]::text AS hash) n
      WHERE c.relnamespace = 'aura'::regnamespace AND c.relkind = 'r'};
 
-my $before = $src->safe_psql('postgres', $snapshot_sql);
+my %b = %{ aura_tables_snapshot($src, 'postgres') };
 my $before_shipped = $src->safe_psql('postgres', $shipped_sql);
 my $ledger_before = $src->safe_psql('postgres',
 	q{SELECT count(*) FROM aura.points_transactions});
@@ -125,10 +99,8 @@ my $dst = new_node('dump_dst');
 $dst->safe_psql('postgres', 'CREATE DATABASE restored');
 $dst->command_ok(['pg_restore', '--exit-on-error', '-d', $dst->connstr('restored'), $dump], 'pg_restore into a fresh cluster');
 
-my $after = $dst->safe_psql('restored', $snapshot_sql);
+my %a = %{ aura_tables_snapshot($dst, 'restored') };
 my $after_shipped = $dst->safe_psql('restored', $shipped_sql);
-my %b = map { (split / /)[0] => $_ } split /\n/, $before;
-my %a = map { (split / /)[0] => $_ } split /\n/, $after;
 my %bs = map { (split / /)[0] => $_ } split /\n/, $before_shipped;
 my %as = map { (split / /)[0] => $_ } split /\n/, $after_shipped;
 is(join(' ', sort keys %a), join(' ', sort keys %b), 'the same aura tables');

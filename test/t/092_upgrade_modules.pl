@@ -9,23 +9,9 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use AuraNode;
 
-my $node = PostgreSQL::Test::Cluster->new('upgrade_modules');
-$node->init;
-my $dir = $node->basedir;
-for (["$dir/aura.key", 'k1:' . '00' x 16 . '33' x 16 . "\n"], ["$dir/api.secret", 'cd' x 32 . "\n"]) {
-	open(my $fh, '>', $_->[0]) or die "cannot write $_->[0]: $!";
-	print $fh $_->[1];
-	close $fh;
-	chmod(0600, $_->[0]);
-}
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'aura'
-aura.database = 'postgres'
-aura.encryption_key_file = '$dir/aura.key'
-aura.api_key_secret_file = '$dir/api.secret'
-aura.notify_secret_key = 'upgrade-notify-key'
-});
+my $node = keyed_node('upgrade_modules', master => '00' x 16 . '33' x 16, api_secret => 'cd' x 32, preload => 1);
 $node->start;
 
 $node->safe_psql('postgres', q{

@@ -79,8 +79,12 @@ echo "{\"scenario\": \"notifications: commit-to-delivery latency p50 ($L single 
 echo "{\"scenario\": \"notifications: commit-to-delivery latency p99\", \"unit\": \"ms\", \"aura\": $p99, \"baseline\": null, \"target\": \"-\", \"met\": null}"
 
 # 3. worker resources
+# VmRSS counts the shared buffers the worker has touched (shared_buffers is
+# 1 GB here); RssAnon is the worker's own memory
 rss=$(awk '/VmRSS/ {print $2 / 1024}' "/proc/$WPID/status")
+anon=$(awk '/RssAnon/ {print $2 / 1024}' "/proc/$WPID/status")
 echo "{\"scenario\": \"notifications: worker CPU per 1,000 deliveries (drain)\", \"unit\": \"ms\", \"aura\": $cpu_per_k, \"baseline\": null, \"target\": \"-\", \"met\": null}"
 echo "{\"scenario\": \"notifications: loopback sink (Python) CPU per 1,000 deliveries (drain)\", \"unit\": \"ms\", \"aura\": $sink_per_k, \"baseline\": null, \"target\": \"-\", \"met\": null}"
-echo "{\"scenario\": \"notifications: worker RSS\", \"unit\": \"MB\", \"aura\": $rss, \"baseline\": null, \"target\": \"-\", \"met\": null}"
+echo "{\"scenario\": \"notifications: worker RSS (incl. shared buffers it touched)\", \"unit\": \"MB\", \"aura\": $rss, \"baseline\": null, \"target\": \"-\", \"met\": null}"
+echo "{\"scenario\": \"notifications: worker private memory (RssAnon)\", \"unit\": \"MB\", \"aura\": $anon, \"baseline\": null, \"target\": \"-\", \"met\": null}"
 psql -X -q -c "DELETE FROM aura.notifications WHERE restaurant_id = 7001" >/dev/null
