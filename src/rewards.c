@@ -5,7 +5,7 @@
  *	  aura._reward_code() makes the codes printed on rewards: 12 characters
  *	  from a 32-symbol alphabet without the look-alikes 0/O and 1/I, drawn
  *	  from the operating system's CSPRNG (pg_strong_random), shown as
- *	  XXXX-XXXX-XXXX (60 bits, unguessable).  aura._reward_code_normalize()
+ *	  ABCD-EFGH-JKLM (60 bits, unguessable).  aura._reward_code_normalize()
  *	  turns what a cashier typed into that canonical form.
  *	  aura.validate_reward() and aura.redeem_reward() run the point-of-sale
  *	  call here (restaurant in context, no items, a new or no idempotency key, a
@@ -91,7 +91,7 @@ aura_reward_code(PG_FUNCTION_ARGS)
 /*
  * NormalizeCode
  *		Upper case, drop separators (spaces, dashes, dots, underscores); true
- *		and the canonical XXXX-XXXX-XXXX in out (CODE_SYMBOLS + 3 bytes) when
+ *		and the canonical ABCD-EFGH-JKLM in out (CODE_SYMBOLS + 3 bytes) when
  *		the result is 12 symbols of the alphabet, false otherwise (other
  *		symbols or lengths, more than 100 bytes): it can be no code.
  */

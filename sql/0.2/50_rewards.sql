@@ -121,7 +121,7 @@ CREATE INDEX rewards_code ON aura.rewards (code);
 CREATE INDEX rewards_open_until ON aura.rewards (valid_until) WHERE status IN ('active', 'reserved');
 CREATE INDEX rewards_campaign ON aura.rewards (restaurant_id, campaign_id, customer_id) WHERE campaign_id IS NOT NULL;
 CREATE INDEX rewards_redeemed_order ON aura.rewards (restaurant_id, redeemed_order_ref) WHERE redeemed_order_ref IS NOT NULL;
-COMMENT ON TABLE aura.rewards IS 'Issued rewards: code (XXXX-XXXX-XXXX), owner, status active|reserved|redeemed|expired|revoked, validity, the points it cost and a snapshot of the template''s terms at issuance.';
+COMMENT ON TABLE aura.rewards IS 'Issued rewards: code (ABCD-EFGH-JKLM), owner, status active|reserved|redeemed|expired|revoked, validity, the points it cost and a snapshot of the template''s terms at issuance.';
 
 CREATE TABLE aura.reward_redemptions (
     restaurant_id       bigint NOT NULL,
@@ -513,10 +513,10 @@ $$;
 
 CREATE FUNCTION aura._reward_code() RETURNS text
     LANGUAGE c VOLATILE STRICT AS 'MODULE_PATHNAME', 'aura_reward_code';
-COMMENT ON FUNCTION aura._reward_code() IS 'A new random reward code XXXX-XXXX-XXXX (CSPRNG, alphabet without 0/O/1/I).';
+COMMENT ON FUNCTION aura._reward_code() IS 'A new random reward code ABCD-EFGH-JKLM (CSPRNG, alphabet without 0/O/1/I).';
 CREATE FUNCTION aura._reward_code_normalize(code text) RETURNS text
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'aura_reward_code_normalize';
-COMMENT ON FUNCTION aura._reward_code_normalize(text) IS 'Canonical form XXXX-XXXX-XXXX of a typed code (case and separators ignored), NULL when it cannot be a code.';
+COMMENT ON FUNCTION aura._reward_code_normalize(text) IS 'Canonical form ABCD-EFGH-JKLM of a typed code (case and separators ignored), NULL when it cannot be a code.';
 
 -- an event of the rewards module, through the notifications outbox
 -- (aura.emit_event: webhooks and notification rules subscribed to reward.*)
