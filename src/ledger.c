@@ -577,62 +577,80 @@ LedgerLockAccount(int64 restaurant_id, int64 customer_id)
  *		first (lots without expiry last).  available_only skips pending lots.
  *		prefer_tx: the lot of this transaction goes first (reversals).
  *		Returns what was taken (may be less than amount); consumed lots are
- *		appended to *consumed when it is not NULL.
+ *		appended to *consumed when it is not NULL.  *available_out is the sum
+ *		of the available lots when less than amount was taken (the whole
+ *		account was read); otherwise at least amount.
+ *
+ *		The lots are read through a cursor in index order and the read stops
+ *		once amount is covered: a customer with thousands of open lots (a
+ *		regular, transfers mirroring lots) costs a spend only the lots it
+ *		takes, not all of them.
  */
+#define LOT_FETCH 32
+
 static int64
 DebitLots(Account *acc, int64 amount, bool available_only, int64 prefer_tx,
 		  List **consumed, int64 *available_out)
 {
+	static SPIPlanPtr plan_lots_preferred;
 	static const Oid types[3] = {INT8OID, INT8OID, INT8OID};
 	static const Oid utypes[3] = {INT8OID, INT8OID, INT8OID};
 	Datum		values[3];
 	int			rc;
-	uint64		i;
 	int64		taken = 0;
 	int64		available = 0;
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
-	SPITupleTable *tt;
-	int64	   *ids;
-	int64	   *rem;
-	int64	   *take;
+	Portal		portal;
+	List	   *takes = NIL;	/* int64[2]: lot id, points taken */
+	ListCell   *lc;
 
+	/* without a preferred lot the order is the index's: no sort of every lot */
 	LedgerPlan(&plan_lots,
-			   "SELECT id, remaining, expires_at, available_at, transaction_id = $3 AS preferred "
+			   "SELECT id, remaining, expires_at, available_at "
+			   "FROM aura.points_lots WHERE restaurant_id = $1 AND customer_id = $2 AND remaining > 0 "
+			   "ORDER BY expires_at NULLS LAST, id",
+			   2, types);
+	LedgerPlan(&plan_lots_preferred,
+			   "SELECT id, remaining, expires_at, available_at "
 			   "FROM aura.points_lots WHERE restaurant_id = $1 AND customer_id = $2 AND remaining > 0 "
 			   "ORDER BY transaction_id = $3 DESC, expires_at NULLS LAST, id",
 			   3, types);
 	values[0] = Int64GetDatum(acc->restaurant_id);
 	values[1] = Int64GetDatum(acc->customer_id);
 	values[2] = Int64GetDatum(prefer_tx);
-	rc = SPI_execute_plan(plan_lots, values, NULL, false, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "aura: lot scan failed: %s", SPI_result_code_string(rc));
-	tt = SPI_tuptable;
-	ids = palloc(sizeof(int64) * (SPI_processed + 1));
-	rem = palloc(sizeof(int64) * (SPI_processed + 1));
-	take = palloc0(sizeof(int64) * (SPI_processed + 1));
+	portal = SPI_cursor_open(NULL, prefer_tx != 0 ? plan_lots_preferred : plan_lots,
+							 values, NULL, false);	/* sees this transaction's own lots */
+	while (taken < amount)
 	{
-		uint64		n = SPI_processed;
+		SPITupleTable *tt;
+		uint64		n;
+		uint64		i;
 
-		for (i = 0; i < n; i++)
+		SPI_cursor_fetch(portal, true, LOT_FETCH);
+		tt = SPI_tuptable;
+		n = SPI_processed;
+		if (n == 0)
+			break;
+		for (i = 0; i < n && taken < amount; i++)
 		{
 			HeapTuple	tup = tt->vals[i];
 			bool		noexp;
 			bool		isnull;
 			TimestampTz exp = DatumGetTimestampTz(SPI_getbinval(tup, tt->tupdesc, 3, &noexp));
 			TimestampTz avail = DatumGetTimestampTz(SPI_getbinval(tup, tt->tupdesc, 4, &isnull));
+			int64		rem = GetInt64(tup, tt->tupdesc, 2, NULL);
 			int64		t;
+			int64	   *pair;
 
-			ids[i] = GetInt64(tup, tt->tupdesc, 1, NULL);
-			rem[i] = GetInt64(tup, tt->tupdesc, 2, NULL);
-			if (available_only && avail > now)
+			if (available_only && !isnull && avail > now)
 				continue;
-			available += rem[i];
-			if (taken >= amount)
-				continue;
-			t = Min(rem[i], amount - taken);
-			take[i] = t;
+			available += rem;
+			t = Min(rem, amount - taken);
 			taken += t;
+			pair = palloc(sizeof(int64) * 2);
+			pair[0] = GetInt64(tup, tt->tupdesc, 1, NULL);
+			pair[1] = t;
+			takes = lappend(takes, pair);
 			if (consumed)
 			{
 				ConsumedLot *c = palloc(sizeof(ConsumedLot));
@@ -644,26 +662,29 @@ DebitLots(Account *acc, int64 amount, bool available_only, int64 prefer_tx,
 				*consumed = lappend(*consumed, c);
 			}
 		}
-		if (available_out)
-			*available_out = available;
-		/* a debit beyond what is available changes nothing here */
-		if (available_only && taken < amount)
-			return taken;
+		SPI_freetuptable(tt);
+	}
+	SPI_cursor_close(portal);
 
-		LedgerPlan(&plan_lot_update,
-				   "UPDATE aura.points_lots SET remaining = remaining - $3 "
-				   "WHERE restaurant_id = $1 AND id = $2", 3, utypes);
-		for (i = 0; i < n; i++)
-		{
-			if (take[i] == 0)
-				continue;
-			values[0] = Int64GetDatum(acc->restaurant_id);
-			values[1] = Int64GetDatum(ids[i]);
-			values[2] = Int64GetDatum(take[i]);
-			rc = SPI_execute_plan(plan_lot_update, values, NULL, false, 0);
-			if (rc != SPI_OK_UPDATE || SPI_processed != 1)
-				elog(ERROR, "aura: lot update failed");
-		}
+	if (available_out)
+		*available_out = available;
+	/* a debit beyond what is available changes nothing here */
+	if (available_only && taken < amount)
+		return taken;
+
+	LedgerPlan(&plan_lot_update,
+			   "UPDATE aura.points_lots SET remaining = remaining - $3 "
+			   "WHERE restaurant_id = $1 AND id = $2", 3, utypes);
+	foreach(lc, takes)
+	{
+		int64	   *pair = lfirst(lc);
+
+		values[0] = Int64GetDatum(acc->restaurant_id);
+		values[1] = Int64GetDatum(pair[0]);
+		values[2] = Int64GetDatum(pair[1]);
+		rc = SPI_execute_plan(plan_lot_update, values, NULL, false, 0);
+		if (rc != SPI_OK_UPDATE || SPI_processed != 1)
+			elog(ERROR, "aura: lot update failed");
 	}
 	return taken;
 }
