@@ -2291,15 +2291,12 @@ SELECT a.restaurant_id, a.template_id, t.key, t.title, t.type, a.day, a.issued, 
   JOIN aura.reward_templates t ON t.restaurant_id = a.restaurant_id AND t.id = a.template_id;
 COMMENT ON VIEW aura.reward_template_daily IS 'Reward analytics per template and day (UTC) from the rollup: issued, redeemed, expired, cancelled, discount value, revenue of redeeming orders, redeemers, average days to redeem.';
 
-CREATE FUNCTION aura.reward_stats(restaurant_id bigint, from_date date, to_date date, period text DEFAULT 'month')
-    RETURNS TABLE (period_start date, template_id bigint, key text, title text, issued bigint, redeemed bigint,
-                   expired bigint, cancelled bigint, redemption_rate numeric, discount_value numeric,
-                   unique_customers bigint, avg_days_to_redeem numeric, revenue numeric)
-    LANGUAGE plpgsql STABLE SECURITY DEFINER
+-- the arguments of the analytics functions: restaurant (in the caller's
+-- tenant context), a forward range of at most 10 years, a known period
+CREATE FUNCTION aura._stats_args_check(r bigint, from_date date, to_date date, period text) RETURNS void
+    LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, aura, pg_temp
     AS $$
-DECLARE
-    r bigint := restaurant_id;
 BEGIN
     IF r IS NULL OR from_date IS NULL OR to_date IS NULL OR period IS NULL THEN
         RAISE EXCEPTION 'restaurant_id, from_date, to_date and period must not be NULL' USING ERRCODE = 'null_value_not_allowed';
@@ -2313,6 +2310,20 @@ BEGIN
             DETAIL = format('%s to %s', from_date, to_date);
     END IF;
     PERFORM aura._ledger_check_tenant(r);
+END
+$$;
+
+CREATE FUNCTION aura.reward_stats(restaurant_id bigint, from_date date, to_date date, period text DEFAULT 'month')
+    RETURNS TABLE (period_start date, template_id bigint, key text, title text, issued bigint, redeemed bigint,
+                   expired bigint, cancelled bigint, redemption_rate numeric, discount_value numeric,
+                   unique_customers bigint, avg_days_to_redeem numeric, revenue numeric)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, aura, pg_temp
+    AS $$
+DECLARE
+    r bigint := restaurant_id;
+BEGIN
+    PERFORM aura._stats_args_check(r, from_date, to_date, period);
     RETURN QUERY
     WITH a AS (
         SELECT date_trunc(period, x.day)::date AS p, x.template_id AS tid, sum(x.issued)::bigint AS issued,
@@ -2349,18 +2360,7 @@ CREATE FUNCTION aura.loyalty_program_stats(restaurant_id bigint, from_date date,
 DECLARE
     r bigint := restaurant_id;
 BEGIN
-    IF r IS NULL OR from_date IS NULL OR to_date IS NULL OR period IS NULL THEN
-        RAISE EXCEPTION 'restaurant_id, from_date, to_date and period must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    IF period NOT IN ('day', 'week', 'month', 'quarter', 'year') THEN
-        RAISE EXCEPTION 'period must be day, week, month, quarter or year' USING ERRCODE = 'invalid_parameter_value',
-            DETAIL = format('period is %s.', left(period, 40));
-    END IF;
-    IF to_date < from_date OR to_date - from_date > 3660 THEN
-        RAISE EXCEPTION 'the range must run forwards and span at most 10 years' USING ERRCODE = 'invalid_parameter_value',
-            DETAIL = format('%s to %s', from_date, to_date);
-    END IF;
-    PERFORM aura._ledger_check_tenant(r);
+    PERFORM aura._stats_args_check(r, from_date, to_date, period);
     RETURN QUERY
     WITH tx AS (
         SELECT date_trunc(period, (t.created_at AT TIME ZONE 'UTC'))::date AS p,
@@ -2613,6 +2613,7 @@ INSERT INTO aura.privilege_matrix (object, kind, role, privileges) VALUES
     ('aura._redeem_reward_plpgsql(text, text, numeric, bigint, text, text, text, bigint, jsonb)', 'function', '-', ''),
     ('aura._validate_reward_plpgsql(text, numeric, bigint, jsonb)', 'function', '-', ''),
     ('aura._rewards_event_demand(bigint)', 'function', '-', ''),
+    ('aura._stats_args_check(bigint, date, date, text)', 'function', '-', ''),
     ('aura.award_anniversaries(date)', 'function', 'aura_manager', 'EXECUTE'),
     ('aura.cancel_reward_redemption(bigint, text, text)', 'function', 'aura_staff', 'EXECUTE'),
     ('aura.expire_rewards(timestamp with time zone, integer)', 'function', 'aura_manager', 'EXECUTE'),

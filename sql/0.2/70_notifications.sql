@@ -1632,6 +1632,7 @@ CREATE OR REPLACE FUNCTION aura._check_preload(OUT ok boolean, OUT detail text)
     AS $$
 DECLARE
     s record;
+    running boolean;
 BEGIN
     IF NOT aura._preloaded() THEN
         ok := false;
@@ -1645,13 +1646,13 @@ BEGIN
         EXIT WHEN s.pid IS NOT NULL;
         PERFORM pg_sleep(0.1);
     END LOOP;
-    IF s.pid IS NOT NULL AND EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = s.pid)
-       AND coalesce(current_setting('aura.dispatcher_paused', true), 'off')::boolean THEN
+    running := s.pid IS NOT NULL AND EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = s.pid);
+    IF running AND coalesce(current_setting('aura.dispatcher_paused', true), 'off')::boolean THEN
         ok := false;
         detail := format('preloaded; dispatcher in database %s is paused (aura.dispatcher_paused = on): '
                          'nothing is delivered and no job runs until it is set off and the configuration reloaded',
                          current_setting('aura.database'));
-    ELSIF s.pid IS NOT NULL AND EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = s.pid) THEN
+    ELSIF running THEN
         ok := true;
         detail := format('preloaded; dispatcher running in database %s', current_setting('aura.database'));
     ELSE
